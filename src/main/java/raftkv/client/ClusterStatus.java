@@ -1,0 +1,16 @@
+package raftkv.client;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+
+import java.util.List;
+
+/** A node's view of the cluster, as GET /v1/cluster/status renders it (API.md §5). */
+public record ClusterStatus(
+    String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,
+    long lastLogIndex, long snapshotIndex, long revision, List<Member> members) {
+
+  /** {@code matchIndex} and {@code lastContactMillis} are known on the leader only (else null). */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public record Member(String id, String address, String httpAddress, boolean voter,
+                       Long matchIndex, Long lastContactMillis) {}
+}

@@ -1,0 +1,90 @@
+package raftkv.http;
+
+import akka.http.javadsl.model.HttpHeader;
+import akka.http.javadsl.model.HttpResponse;
+import akka.http.javadsl.model.StatusCode;
+import akka.http.javadsl.model.StatusCodes;
+import akka.http.javadsl.model.headers.RawHeader;
+
+import java.util.List;
+
+/**
+ * An error answer of the HTTP API (API.md §6): a status, the code that goes with it and one
+ * sentence for a human. Request parsing throws it; failed calls to the node are turned into one.
+ * It carries no stack trace: it describes an expected condition, not a bug.
+ */
+final class ApiError extends RuntimeException {
+
+  /** Every 503 tells the client when to retry (API.md §6). */
+  static final HttpHeader RETRY_AFTER = RawHeader.create("Retry-After", "1");
+
+  private final StatusCode status;
+  private final String code;
+  private final Long modRevision;
+
+  private ApiError(StatusCode status, String code, String message, Long modRevision) {
+    super(message, null, false, false);
+    this.status = status;
+    this.code = code;
+    this.modRevision = modRevision;
+  }
+
+  /** 400: a malformed key, body, JSON, header or parameter; nothing was applied. */
+  static ApiError badRequest(String message) {
+    return new ApiError(StatusCodes.BAD_REQUEST, "bad_request", message, null);
+  }
+
+  /** 404: an absent key, or a path that names no endpoint. */
+  static ApiError notFound(String message) {
+    return new ApiError(StatusCodes.NOT_FOUND, "not_found", message, null);
+  }
+
+  /** 405: the path exists, the method does not. */
+  static ApiError methodNotAllowed(String message) {
+    return new ApiError(StatusCodes.METHOD_NOT_ALLOWED, "method_not_allowed", message, null);
+  }
+
+  /** 412: a compare-and-set or create-only precondition did not hold; the body names the current modRevision. */
+  static ApiError preconditionFailed(long currentModRevision) {
+    return new ApiError(StatusCodes.PRECONDITION_FAILED, "precondition_failed",
+        "the precondition did not hold: the key's modRevision is " + currentModRevision
+            + (currentModRevision == 0 ? " (it does not exist)" : ""),
+        currentModRevision);
+  }
+
+  /** 413: a key, value or request over the limit. */
+  static ApiError tooLarge(String message) {
+    return new ApiError(StatusCodes.PAYLOAD_TOO_LARGE, "too_large", message, null);
+  }
+
+  /** 503: the request was not applied; retry. */
+  static ApiError unavailable(String message) {
+    return new ApiError(StatusCodes.SERVICE_UNAVAILABLE, "unavailable", message, null);
+  }
+
+  /** 504: a write was proposed but is not known to be committed: its outcome is unknown. */
+  static ApiError timeout(String message) {
+    return new ApiError(StatusCodes.GATEWAY_TIMEOUT, "timeout", message, null);
+  }
+
+  /** 500: a bug; the cause is logged where it was caught, never sent to the client. */
+  static ApiError internal() {
+    return new ApiError(StatusCodes.INTERNAL_SERVER_ERROR, "internal", "the server failed to handle the request", null);
+  }
+
+  StatusCode status() {
+    return status;
+  }
+
+  String code() {
+    return code;
+  }
+
+  /** The JSON response: {@code {"error","message"}}, plus {@code modRevision} for a 412. */
+  HttpResponse toResponse() {
+    HttpResponse response = HttpResponse.create()
+        .withStatus(status)
+        .withEntity(Json.error(code, getMessage(), modRevision));
+    return status.intValue() == 503 ? response.withHeaders(List.of(RETRY_AFTER)) : response;
+  }
+}

@@ -1,0 +1,521 @@
+package raftkv.http;
+
+import akka.actor.typed.ActorSystem;
+import akka.http.javadsl.Http;
+import akka.http.javadsl.ServerBinding;
+import akka.http.javadsl.model.ContentTypes;
+import akka.http.javadsl.model.HttpEntities;
+import akka.http.javadsl.model.HttpHeader;
+import akka.http.javadsl.model.HttpMethod;
+import akka.http.javadsl.model.HttpMethods;
+import akka.http.javadsl.model.HttpRequest;
+import akka.http.javadsl.model.HttpResponse;
+import akka.http.javadsl.model.RequestEntity;
+import akka.http.javadsl.model.StatusCodes;
+import akka.http.javadsl.model.headers.Allow;
+import akka.http.javadsl.model.headers.RawHeader;
+import akka.http.javadsl.server.ExceptionHandler;
+import akka.http.javadsl.server.MethodRejection;
+import akka.http.javadsl.server.Rejection;
+import akka.http.javadsl.server.RejectionHandler;
+import akka.http.javadsl.server.Route;
+import akka.http.javadsl.settings.ServerSettings;
+import akka.http.scaladsl.model.EntityStreamSizeException;
+import akka.http.scaladsl.model.ExceptionWithErrorInfo;
+import akka.http.scaladsl.model.IllegalRequestException;
+import akka.stream.Materializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import raftkv.client.RaftKv;
+import raftkv.client.RaftKvException;
+import raftkv.kv.KeyValue;
+import raftkv.kv.KvCommand;
+import raftkv.kv.KvLimits;
+import raftkv.kv.KvQuery;
+import raftkv.kv.KvResult;
+
+import java.util.List;
+import java.util.Objects;
+import java.util.OptionalLong;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeoutException;
+import java.util.stream.Collectors;
+
+import static akka.http.javadsl.server.Directives.complete;
+import static akka.http.javadsl.server.Directives.completeWithFuture;
+import static akka.http.javadsl.server.Directives.concat;
+import static akka.http.javadsl.server.Directives.delete;
+import static akka.http.javadsl.server.Directives.extractRequest;
+import static akka.http.javadsl.server.Directives.get;
+import static akka.http.javadsl.server.Directives.handleExceptions;
+import static akka.http.javadsl.server.Directives.handleRejections;
+import static akka.http.javadsl.server.Directives.path;
+import static akka.http.javadsl.server.Directives.pathPrefix;
+import static akka.http.javadsl.server.Directives.post;
+import static akka.http.javadsl.server.Directives.put;
+import static akka.http.javadsl.server.Directives.withRequestTimeoutResponse;
+import static akka.http.javadsl.server.PathMatchers.segment;
+
+/**
+ * The HTTP endpoint of a node: the KV endpoints of API.md §3 (keys as in §2), {@code GET
+ * /v1/cluster/status} and {@code GET /health} of §5, and the JSON errors of §6 for everything that
+ * goes wrong, rejections and unparsable requests included.
+ *
+ * <p>Every request becomes one call to the {@link RaftKv} handle; nothing here blocks. Keys and
+ * query parameters are percent-decoded from the raw request-target as strict UTF-8 (see {@link
+ * RequestTarget}); commands and queries pass {@link KvLimits} before they reach the node.
+ *
+ * <p>Choices where API.md is silent: {@code GET /v1/kv} without {@code limit} (or with 0) returns
+ * every matching key; {@code after=} (empty) is the same as no {@code after}; {@code If-Match}
+ * takes one modRevision, quoted or bare, and 0 means "absent"; {@code If-Match} with {@code
+ * If-None-Match}, or with {@code ?prefix=true}, is a 400; a request over Akka's request-timeout is a
+ * 504 for writes and a 503 for reads.
+ */
+public final class HttpApi {
+
+  private static final Logger log = LoggerFactory.getLogger(HttpApi.class);
+
+  private static final String AKKA_PARSING_ERROR_HANDLER = "akka.http.DefaultParsingErrorHandler$";
+  /** How long a client may take to send a request body. */
+  private static final long BODY_TIMEOUT_MILLIS = 10_000;
+  /** A PUT body over the value limit but at most this long is read and dropped, so that the connection survives its 413. */
+  private static final long DRAIN_LIMIT_BYTES = 8L * 1024 * 1024;
+  /** Segments before the key in {@code /v1/kv/{key}}. */
+  private static final int KEY_PATH_SEGMENTS = 2;
+
+  /** What a failed call means for the client: TimeoutExceptions of writes leave the outcome unknown. */
+  private enum Call { READ, WRITE, INFO }
+
+  private final ActorSystem<?> system;
+  private final RaftKv kv;
+  private final KvLimits limits;
+  private final Materializer materializer;
+  private final Route route;
+
+  private HttpApi(ActorSystem<?> system, RaftKv kv, KvLimits limits) {
+    this.system = system;
+    this.kv = kv;
+    this.limits = limits;
+    this.materializer = Materializer.matFromSystem(system);
+    this.route = buildRoute();
+  }
+
+  /** The endpoint of the node behind {@code kv}, checking requests against {@code limits}. */
+  public static HttpApi create(ActorSystem<?> system, RaftKv kv, KvLimits limits) {
+    return new HttpApi(Objects.requireNonNull(system, "system"), Objects.requireNonNull(kv, "kv"),
+        Objects.requireNonNull(limits, "limits"));
+  }
+
+  /**
+   * All endpoints, sealed with JSON rejection and exception handlers. Bind it with {@code
+   * akka.http.server.raw-request-uri-header = on} (as {@link #bind} does), or keys cannot be
+   * checked for malformed UTF-8.
+   */
+  public Route route() {
+    return route;
+  }
+
+  /**
+   * Serves {@link #route()} on {@code host:port} (0: any free port). Turns on the {@code
+   * Raw-Request-URI} header the route decodes keys from, and answers unparsable requests with
+   * {@link JsonParsingErrorHandler} unless another handler is configured.
+   */
+  public CompletionStage<ServerBinding> bind(String host, int port) {
+    ServerSettings settings = ServerSettings.create(system.classicSystem()).withRawRequestUriHeader(true);
+    if (AKKA_PARSING_ERROR_HANDLER.equals(settings.getParsingErrorHandler())) {
+      settings = settings.withParsingErrorHandler(JsonParsingErrorHandler.class.getName());
+    }
+    return Http.get(system).newServerAt(host, port).withSettings(settings).bind(route);
+  }
+
+  private Route buildRoute() {
+    Route kvRoutes = pathPrefix("v1", () -> concat(
+        path("kv", () -> get(() -> extractRequest(this::range))),
+        pathPrefix(segment("kv").slash(), () -> extractRequest(request -> concat(
+            get(() -> getKey(request)),
+            put(() -> putKey(request)),
+            delete(() -> deleteKey(request))))),
+        path("txn", () -> post(() -> extractRequest(this::txn))),
+        path(segment("cluster").slash("status"), () -> get(this::status))));
+    Route healthRoute = path("health", () -> get(this::health));
+    return withRequestTimeoutResponse(HttpApi::requestTimedOut, () ->
+        handleExceptions(exceptionHandler(), () ->
+            handleRejections(rejectionHandler(), () -> concat(kvRoutes, healthRoute))));
+  }
+
+  // ---- GET /v1/kv/{key}
+
+  private Route getKey(HttpRequest request) {
+    return respond(Call.READ, () -> {
+      RequestTarget target = RequestTarget.of(request);
+      KvQuery.Get query = new KvQuery.Get(key(target));
+      RaftKv.Consistency consistency = consistency(target);
+      limits.validate(query);
+      return kv.read(query, consistency).thenApply(HttpApi::valueResponse);
+    });
+  }
+
+  private static HttpResponse valueResponse(KvResult result) {
+    if (!(result instanceof KvResult.GetDone done)) {
+      throw unexpected(result);
+    }
+    HttpHeader revision = RawHeader.create("X-Revision", Long.toString(done.revision()));
+    KeyValue kv = done.kv();
+    if (kv == null) {
+      return ApiError.notFound("the key does not exist").toResponse().addHeader(revision);
+    }
+    return HttpResponse.create()
+        .withEntity(HttpEntities.create(ContentTypes.APPLICATION_OCTET_STREAM, kv.value()))
+        .withHeaders(List.of(
+            etag(kv.modRevision()),
+            RawHeader.create("X-Create-Revision", Long.toString(kv.createRevision())),
+            RawHeader.create("X-Mod-Revision", Long.toString(kv.modRevision())),
+            RawHeader.create("X-Version", Long.toString(kv.version())),
+            revision));
+  }
+
+  // ---- GET /v1/kv?prefix=P&limit=N&after=K
+
+  private Route range(HttpRequest request) {
+    return respond(Call.READ, () -> {
+      RequestTarget target = RequestTarget.of(request);
+      String prefix = target.param("prefix");
+      String after = target.param("after");
+      KvQuery.Range query = new KvQuery.Range(prefix == null ? "" : prefix,
+          after == null || after.isEmpty() ? null : after, limit(target.param("limit")));
+      RaftKv.Consistency consistency = consistency(target);
+      limits.validate(query);
+      return kv.read(query, consistency).thenApply(result -> {
+        if (!(result instanceof KvResult.RangeDone done)) {
+          throw unexpected(result);
+        }
+        return HttpResponse.create().withEntity(Json.range(done));
+      });
+    });
+  }
+
+  // ---- PUT /v1/kv/{key}
+
+  private Route putKey(HttpRequest request) {
+    // The body is read first, so that every answer leaves the connection reusable.
+    return respond(Call.WRITE, () -> readValue(request.entity()).thenCompose(value -> {
+      RequestTarget target = RequestTarget.of(request);
+      String key = key(target);
+      long lease = lease(target.param("lease"));
+      String ifMatch = header(request, "If-Match");
+      String ifNoneMatch = header(request, "If-None-Match");
+      if (ifMatch != null && ifNoneMatch != null) {
+        throw ApiError.badRequest("If-Match and If-None-Match cannot be used together");
+      }
+      KvCommand.Put put = new KvCommand.Put(key, value, lease,
+          ifMatch == null ? null : modRevision(ifMatch), ifNoneMatch != null && createOnly(ifNoneMatch));
+      limits.validate(put);
+      return kv.write(put);
+    }).thenApply(HttpApi::putResponse));
+  }
+
+  private static HttpResponse putResponse(KvResult result) {
+    if (result instanceof KvResult.PutDone done) {
+      return HttpResponse.create().withEntity(Json.putDone(done)).addHeader(etag(done.revision()));
+    } else if (result instanceof KvResult.PreconditionFailed failed) {
+      return ApiError.preconditionFailed(failed.currentModRevision()).toResponse();
+    }
+    throw unexpected(result);
+  }
+
+  /**
+   * The value of a PUT, at most {@code maxValueBytes}: a longer Content-Length is refused before
+   * anything is read, a longer chunked body as soon as it passes the limit.
+   */
+  private CompletionStage<byte[]> readValue(RequestEntity entity) {
+    long max = limits.maxValueBytes();
+    OptionalLong length = entity.getContentLengthOption();
+    if (length.isPresent() && length.getAsLong() > max) {
+      ApiError error = ApiError.tooLarge("the value is " + length.getAsLong() + " bytes, the limit is " + max);
+      if (entity.isStrict() || length.getAsLong() > DRAIN_LIMIT_BYTES) {
+        return CompletableFuture.failedFuture(error);
+      }
+      return entity.discardBytes(materializer).completionStage().handle((done, failure) -> {
+        throw error;
+      });
+    }
+    return entity.withSizeLimit(max).toStrict(BODY_TIMEOUT_MILLIS, max, materializer)
+        .handle((strict, failure) -> {
+          if (failure != null) {
+            throw bodyFailure(failure, "the value is over the limit of " + max + " bytes");
+          }
+          return strict.getData().toArray();
+        });
+  }
+
+  /** A body that could not be read: too long, too slow or cut short. Nothing was applied. */
+  private static ApiError bodyFailure(Throwable failure, String tooLarge) {
+    Throwable cause = unwrap(failure);
+    if (cause instanceof EntityStreamSizeException) {
+      return ApiError.tooLarge(tooLarge);
+    } else if (cause instanceof TimeoutException) {
+      return ApiError.badRequest("the request body did not arrive within " + BODY_TIMEOUT_MILLIS / 1000 + " seconds");
+    }
+    return ApiError.badRequest("the request body could not be read");
+  }
+
+  // ---- DELETE /v1/kv/{key}
+
+  private Route deleteKey(HttpRequest request) {
+    return respond(Call.WRITE, () -> {
+      RequestTarget target = RequestTarget.of(request);
+      String key = key(target);
+      boolean prefix = flag(target.param("prefix"), "prefix");
+      String ifMatch = header(request, "If-Match");
+      if (header(request, "If-None-Match") != null) {
+        throw ApiError.badRequest("If-None-Match is not supported on DELETE");
+      }
+      if (prefix && ifMatch != null) {
+        throw ApiError.badRequest("If-Match cannot be used with prefix=true");
+      }
+      KvCommand.Delete delete = new KvCommand.Delete(key, prefix, ifMatch == null ? null : modRevision(ifMatch));
+      limits.validate(delete);
+      return kv.write(delete).thenApply(result -> {
+        if (result instanceof KvResult.DeleteDone done) {
+          return HttpResponse.create().withEntity(Json.deleteDone(done));
+        } else if (result instanceof KvResult.PreconditionFailed failed) {
+          return ApiError.preconditionFailed(failed.currentModRevision()).toResponse();
+        }
+        throw unexpected(result);
+      });
+    });
+  }
+
+  // ---- POST /v1/txn
+
+  private Route txn(HttpRequest request) {
+    return respond(Call.WRITE, () -> request.entity().toStrict(BODY_TIMEOUT_MILLIS, materializer)
+        .handle((strict, failure) -> {
+          if (failure != null) {
+            throw bodyFailure(failure, "the transaction is larger than the server accepts");
+          }
+          return TxnRequest.parse(strict.getData().toArray());
+        })
+        .thenCompose(txn -> {
+          limits.validate(txn);
+          return kv.write(txn);
+        })
+        .thenApply(result -> {
+          if (!(result instanceof KvResult.TxnDone done)) {
+            throw unexpected(result);
+          }
+          return HttpResponse.create().withEntity(Json.txnDone(done));
+        }));
+  }
+
+  // ---- GET /v1/cluster/status, GET /health
+
+  private Route status() {
+    return respond(Call.INFO, () -> kv.status().thenApply(status -> HttpResponse.create().withEntity(Json.status(status))));
+  }
+
+  private Route health() {
+    return respond(Call.INFO, () -> kv.health().thenApply(health -> {
+      HttpResponse response = HttpResponse.create().withEntity(Json.health(health));
+      return health.healthy()
+          ? response
+          : response.withStatus(StatusCodes.SERVICE_UNAVAILABLE).addHeader(ApiError.RETRY_AFTER);
+    }));
+  }
+
+  // ---- requests
+
+  private static String key(RequestTarget target) {
+    String key = target.pathAfter(KEY_PATH_SEGMENTS, "the key");
+    if (key.isEmpty()) {
+      throw ApiError.badRequest("the key is empty, the path must be /v1/kv/{key}");
+    }
+    return key;
+  }
+
+  private static RaftKv.Consistency consistency(RequestTarget target) {
+    String consistency = target.param("consistency");
+    if (consistency == null || consistency.equals("linearizable")) {
+      return RaftKv.Consistency.LINEARIZABLE;
+    } else if (consistency.equals("serializable")) {
+      return RaftKv.Consistency.SERIALIZABLE;
+    }
+    throw ApiError.badRequest("consistency must be linearizable or serializable, not " + quote(consistency));
+  }
+
+  private static int limit(String limit) {
+    if (limit == null) {
+      return 0;
+    }
+    long n = nonNegative(limit);
+    if (n < 0 || n > Integer.MAX_VALUE) {
+      throw ApiError.badRequest("limit must be a whole number from 0 (no limit) to " + Integer.MAX_VALUE
+          + ", not " + quote(limit));
+    }
+    return (int) n;
+  }
+
+  private static long lease(String lease) {
+    if (lease == null) {
+      return 0;
+    }
+    long id = nonNegative(lease);
+    if (id <= 0) {
+      throw ApiError.badRequest("lease must be a lease id (a positive integer), not " + quote(lease));
+    }
+    return id;
+  }
+
+  private static boolean flag(String value, String name) {
+    if (value == null || value.equals("false")) {
+      return false;
+    } else if (value.equals("true")) {
+      return true;
+    }
+    throw ApiError.badRequest(name + " must be true or false, not " + quote(value));
+  }
+
+  /** {@code If-Match: "42"} (or {@code 42}): the modRevision the key must have, 0 for "absent". */
+  private static long modRevision(String ifMatch) {
+    String tag = ifMatch.trim();
+    if (tag.length() >= 2 && tag.charAt(0) == '"' && tag.charAt(tag.length() - 1) == '"') {
+      tag = tag.substring(1, tag.length() - 1);
+    }
+    long modRevision = nonNegative(tag);
+    if (modRevision < 0) {
+      throw ApiError.badRequest("If-Match must be one modRevision in quotes, like \"42\", not " + quote(ifMatch));
+    }
+    return modRevision;
+  }
+
+  /** {@code If-None-Match: *}: create only. */
+  private static boolean createOnly(String ifNoneMatch) {
+    if (!ifNoneMatch.trim().equals("*")) {
+      throw ApiError.badRequest("If-None-Match must be *, not " + quote(ifNoneMatch));
+    }
+    return true;
+  }
+
+  /** The number that {@code digits} spell, or -1 unless they are 1 to 19 ASCII digits of a long. */
+  private static long nonNegative(String digits) {
+    if (digits.isEmpty() || digits.length() > 19) {
+      return -1;
+    }
+    for (int i = 0; i < digits.length(); i++) {
+      char c = digits.charAt(i);
+      if (c < '0' || c > '9') {
+        return -1;
+      }
+    }
+    try {
+      return Long.parseLong(digits);
+    } catch (NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  private static String header(HttpRequest request, String name) {
+    return request.getHeader(name).map(HttpHeader::value).orElse(null);
+  }
+
+  private static String quote(String value) {
+    return '"' + (value.length() > 64 ? value.substring(0, 64) + "..." : value) + '"';
+  }
+
+  private static HttpHeader etag(long revision) {
+    return RawHeader.create("ETag", "\"" + revision + '"');
+  }
+
+  // ---- failures
+
+  /**
+   * Completes with what {@code action} answers; whatever it throws, or its stage fails with,
+   * becomes the JSON error of API.md §6.
+   */
+  private static Route respond(Call call, Callable<CompletionStage<HttpResponse>> action) {
+    CompletionStage<HttpResponse> response;
+    try {
+      response = action.call().exceptionally(failure -> toError(failure, call).toResponse());
+    } catch (Exception e) {
+      response = CompletableFuture.completedFuture(toError(e, call).toResponse());
+    }
+    return completeWithFuture(response);
+  }
+
+  private static ApiError toError(Throwable failure, Call call) {
+    Throwable cause = unwrap(failure);
+    if (cause instanceof ApiError error) {
+      return error;
+    } else if (cause instanceof RaftKvException e) {
+      String message = e.getMessage();
+      return switch (e.kind()) {
+        case BAD_REQUEST -> ApiError.badRequest(message != null ? message : "the request is malformed");
+        case TOO_LARGE -> ApiError.tooLarge(message != null ? message : "the key or value is over the limit");
+        case UNAVAILABLE -> ApiError.unavailable(message != null ? message : "no leader is reachable");
+        case TIMEOUT -> call == Call.INFO
+            ? ApiError.unavailable(message != null ? message : "the node did not answer in time")
+            : ApiError.timeout(message != null ? message : "the request was not confirmed in time, its outcome is unknown");
+      };
+    } else if (cause instanceof TimeoutException) {
+      return call == Call.WRITE
+          ? ApiError.timeout("the write was not confirmed in time, its outcome is unknown")
+          : ApiError.unavailable("the node did not answer in time");
+    } else if (cause instanceof EntityStreamSizeException) {
+      return ApiError.tooLarge("the request body is larger than the server accepts");
+    } else if (cause instanceof IllegalRequestException e && e.status().intValue() == 413) {
+      return ApiError.tooLarge(e.info().summary());
+    } else if (cause instanceof ExceptionWithErrorInfo e) {
+      return ApiError.badRequest(e.info().summary());
+    } else if (call == Call.INFO) {
+      log.warn("The node could not report its state: {}", cause.toString());
+      return ApiError.unavailable("the node could not report its state");
+    }
+    log.error("A request failed unexpectedly", cause);
+    return ApiError.internal();
+  }
+
+  private static Throwable unwrap(Throwable failure) {
+    Throwable cause = failure;
+    while ((cause instanceof CompletionException || cause instanceof ExecutionException) && cause.getCause() != null) {
+      cause = cause.getCause();
+    }
+    return cause;
+  }
+
+  private static IllegalStateException unexpected(KvResult result) {
+    return new IllegalStateException("the node answered with an unexpected "
+        + (result == null ? "null" : result.getClass().getSimpleName()));
+  }
+
+  private static ExceptionHandler exceptionHandler() {
+    return ExceptionHandler.newBuilder()
+        .matchAny(failure -> complete(toError(failure, Call.READ).toResponse()))
+        .build();
+  }
+
+  private static RejectionHandler rejectionHandler() {
+    return RejectionHandler.newBuilder()
+        .handleAll(MethodRejection.class, rejections -> {
+          HttpMethod[] allowed = rejections.stream().map(MethodRejection::supported).distinct().toArray(HttpMethod[]::new);
+          String names = rejections.stream().map(r -> r.supported().name()).distinct().collect(Collectors.joining(", "));
+          return complete(ApiError.methodNotAllowed("this path accepts only " + names).toResponse()
+              .addHeader(Allow.create(allowed)));
+        })
+        .handleNotFound(complete(ApiError.notFound("no endpoint has this path").toResponse()))
+        .handle(Rejection.class, rejection -> complete(ApiError.badRequest("the request was rejected: " + rejection).toResponse()))
+        .build();
+  }
+
+  private static HttpResponse requestTimedOut(HttpRequest request) {
+    HttpMethod method = request.method();
+    boolean read = method.equals(HttpMethods.GET) || method.equals(HttpMethods.HEAD);
+    return (read
+        ? ApiError.unavailable("the server did not answer within its request timeout")
+        : ApiError.timeout("the server did not answer within its request timeout, the outcome of the write is unknown"))
+        .toResponse();
+  }
+}

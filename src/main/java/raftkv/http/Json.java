@@ -1,0 +1,213 @@
+package raftkv.http;
+
+import akka.http.javadsl.model.ContentTypes;
+import akka.http.javadsl.model.HttpEntities;
+import akka.http.javadsl.model.HttpEntity;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.util.ByteArrayBuilder;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import raftkv.client.ClusterStatus;
+import raftkv.client.Health;
+import raftkv.kv.KeyValue;
+import raftkv.kv.KvResult;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.List;
+
+/**
+ * The JSON bodies of the API (API.md §3, §5, §6), written field by field with one shared Jackson
+ * factory: no reflection per request, and field names that a refactoring cannot rename.
+ */
+final class Json {
+
+  /** Parses request bodies: duplicate fields and trailing content are errors. */
+  static final ObjectMapper MAPPER = new ObjectMapper()
+      .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
+  private static final JsonFactory FACTORY = MAPPER.getFactory();
+  private static final byte[] NO_BYTES = new byte[0];
+
+  private Json() {}
+
+  /** Writes one JSON document. */
+  @FunctionalInterface
+  interface Body {
+    void writeTo(JsonGenerator json) throws IOException;
+  }
+
+  /** An {@code application/json} entity holding what {@code body} writes. */
+  static HttpEntity.Strict entity(Body body) {
+    ByteArrayBuilder out = new ByteArrayBuilder(256);
+    try (JsonGenerator json = FACTORY.createGenerator(out)) {
+      body.writeTo(json);
+    } catch (IOException e) {
+      throw new UncheckedIOException("writing JSON to memory failed", e);
+    }
+    return HttpEntities.create(ContentTypes.APPLICATION_JSON, out.toByteArray());
+  }
+
+  /** {@code {"error":code,"message":message}}, plus {@code "modRevision"} when it is not null. */
+  static HttpEntity.Strict error(String code, String message, Long modRevision) {
+    return entity(json -> {
+      json.writeStartObject();
+      json.writeStringField("error", code);
+      json.writeStringField("message", message);
+      if (modRevision != null) {
+        json.writeNumberField("modRevision", modRevision);
+      }
+      json.writeEndObject();
+    });
+  }
+
+  /** PUT: {@code {"revision":R,"prevModRevision":M or null}}. */
+  static HttpEntity.Strict putDone(KvResult.PutDone done) {
+    return numbers("{\"revision\":" + done.revision() + ",\"prevModRevision\":" + done.prevModRevision() + '}');
+  }
+
+  /** DELETE: {@code {"revision":R,"deleted":n}}. */
+  static HttpEntity.Strict deleteDone(KvResult.DeleteDone done) {
+    return numbers("{\"revision\":" + done.revision() + ",\"deleted\":" + done.deleted() + '}');
+  }
+
+  private static HttpEntity.Strict numbers(String json) {
+    // Only digits, "null" and ASCII punctuation: the chars are the bytes.
+    return HttpEntities.create(ContentTypes.APPLICATION_JSON, json.getBytes(StandardCharsets.ISO_8859_1));
+  }
+
+  /** GET /v1/kv: {@code {"revision":R,"kvs":[...],"more":bool}}. */
+  static HttpEntity.Strict range(KvResult.RangeDone done) {
+    return entity(json -> {
+      json.writeStartObject();
+      json.writeNumberField("revision", done.revision());
+      json.writeArrayFieldStart("kvs");
+      for (KeyValue kv : done.kvs()) {
+        keyValue(json, kv);
+      }
+      json.writeEndArray();
+      json.writeBooleanField("more", done.more());
+      json.writeEndObject();
+    });
+  }
+
+  /**
+   * POST /v1/txn: {@code {"succeeded":bool,"revision":R,"results":[...]}}, one result per op of
+   * the branch taken: {@code {"put":{"revision","prevModRevision"}}},
+   * {@code {"delete":{"revision","deleted"}}} or {@code {"get":{"kv":{...} or null}}}.
+   */
+  static HttpEntity.Strict txnDone(KvResult.TxnDone done) {
+    return entity(json -> {
+      json.writeStartObject();
+      json.writeBooleanField("succeeded", done.succeeded());
+      json.writeNumberField("revision", done.revision());
+      json.writeArrayFieldStart("results");
+      for (KvResult result : done.results()) {
+        json.writeStartObject();
+        if (result instanceof KvResult.PutDone put) {
+          json.writeObjectFieldStart("put");
+          json.writeNumberField("revision", put.revision());
+          writeNullableNumber(json, "prevModRevision", put.prevModRevision());
+        } else if (result instanceof KvResult.DeleteDone delete) {
+          json.writeObjectFieldStart("delete");
+          json.writeNumberField("revision", delete.revision());
+          json.writeNumberField("deleted", delete.deleted());
+        } else if (result instanceof KvResult.GetDone get) {
+          json.writeObjectFieldStart("get");
+          json.writeFieldName("kv");
+          if (get.kv() == null) {
+            json.writeNull();
+          } else {
+            keyValue(json, get.kv());
+          }
+        } else {
+          throw new IllegalStateException("a transaction result holds a " + result.getClass().getSimpleName());
+        }
+        json.writeEndObject();
+        json.writeEndObject();
+      }
+      json.writeEndArray();
+      json.writeEndObject();
+    });
+  }
+
+  /**
+   * One key: {@code {"key","value" or "valueBase64","createRevision","modRevision","version"}};
+   * {@code value} when the bytes are valid UTF-8, else {@code valueBase64}.
+   */
+  static void keyValue(JsonGenerator json, KeyValue kv) throws IOException {
+    json.writeStartObject();
+    json.writeStringField("key", kv.key());
+    byte[] value = kv.value() == null ? NO_BYTES : kv.value();
+    String text = Utf8.decodeOrNull(value);
+    if (text != null) {
+      json.writeStringField("value", text);
+    } else {
+      json.writeStringField("valueBase64", Base64.getEncoder().encodeToString(value));
+    }
+    json.writeNumberField("createRevision", kv.createRevision());
+    json.writeNumberField("modRevision", kv.modRevision());
+    json.writeNumberField("version", kv.version());
+    json.writeEndObject();
+  }
+
+  /** GET /v1/cluster/status, with the field names of API.md §5; a member's unknown progress is left out. */
+  static HttpEntity.Strict status(ClusterStatus status) {
+    return entity(json -> {
+      json.writeStartObject();
+      json.writeStringField("id", status.id());
+      json.writeStringField("role", status.role());
+      json.writeNumberField("term", status.term());
+      json.writeStringField("leaderId", status.leaderId());
+      json.writeNumberField("commitIndex", status.commitIndex());
+      json.writeNumberField("appliedIndex", status.appliedIndex());
+      json.writeNumberField("lastLogIndex", status.lastLogIndex());
+      json.writeNumberField("snapshotIndex", status.snapshotIndex());
+      json.writeNumberField("revision", status.revision());
+      json.writeArrayFieldStart("members");
+      List<ClusterStatus.Member> members = status.members() == null ? List.of() : status.members();
+      for (ClusterStatus.Member member : members) {
+        json.writeStartObject();
+        json.writeStringField("id", member.id());
+        json.writeStringField("address", member.address());
+        json.writeStringField("httpAddress", member.httpAddress());
+        json.writeBooleanField("voter", member.voter());
+        if (member.matchIndex() != null) {
+          json.writeNumberField("matchIndex", member.matchIndex());
+        }
+        if (member.lastContactMillis() != null) {
+          json.writeNumberField("lastContactMillis", member.lastContactMillis());
+        }
+        json.writeEndObject();
+      }
+      json.writeEndArray();
+      json.writeEndObject();
+    });
+  }
+
+  /** GET /health: {@code {"healthy","reason","leaderId","commitIndex","appliedIndex"}}. */
+  static HttpEntity.Strict health(Health health) {
+    return entity(json -> {
+      json.writeStartObject();
+      json.writeBooleanField("healthy", health.healthy());
+      json.writeStringField("reason", health.reason());
+      json.writeStringField("leaderId", health.leaderId());
+      json.writeNumberField("commitIndex", health.commitIndex());
+      json.writeNumberField("appliedIndex", health.appliedIndex());
+      json.writeEndObject();
+    });
+  }
+
+  private static void writeNullableNumber(JsonGenerator json, String field, Long value) throws IOException {
+    if (value == null) {
+      json.writeNullField(field);
+    } else {
+      json.writeNumberField(field, value);
+    }
+  }
+}

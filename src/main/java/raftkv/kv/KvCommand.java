@@ -1,0 +1,44 @@
+package raftkv.kv;
+
+import com.fasterxml.jackson.annotation.JsonSubTypes;
+import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import raftkv.CborSerializable;
+
+import java.util.List;
+
+/**
+ * A change to the key-value state machine. Commands are written into the Raft log, so they must be
+ * deterministic: applying the same sequence of commands to two empty stores gives equal stores.
+ */
+@JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "t")
+@JsonSubTypes({
+    @JsonSubTypes.Type(value = KvCommand.Put.class, name = "put"),
+    @JsonSubTypes.Type(value = KvCommand.Delete.class, name = "del"),
+    @JsonSubTypes.Type(value = KvCommand.Txn.class, name = "txn")})
+public sealed interface KvCommand extends CborSerializable {
+
+  /**
+   * Puts {@code value} under {@code key}. {@code lease} is 0 for none.
+   * {@code ifModRevision}: when not null, apply only if the key's current modRevision equals it
+   * (0 means "the key must be absent"); {@code ifAbsent}: apply only when the key does not exist.
+   * A failed precondition yields {@link KvResult.PreconditionFailed} and changes nothing.
+   */
+  record Put(String key, byte[] value, long lease, Long ifModRevision, boolean ifAbsent) implements KvCommand {
+    public static Put of(String key, byte[] value) {
+      return new Put(key, value, 0L, null, false);
+    }
+  }
+
+  /**
+   * Deletes {@code key}, or every key starting with {@code key} when {@code prefix} is true.
+   * {@code ifModRevision} as for Put (only meaningful without prefix).
+   */
+  record Delete(String key, boolean prefix, Long ifModRevision) implements KvCommand {
+    public static Delete of(String key) {
+      return new Delete(key, false, null);
+    }
+  }
+
+  /** All compares true: apply {@code success}, else {@code failure}; atomically, one revision. */
+  record Txn(List<Compare> compare, List<TxnOp> success, List<TxnOp> failure) implements KvCommand {}
+}

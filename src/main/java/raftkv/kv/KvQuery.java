@@ -1,0 +1,25 @@
+package raftkv.kv;
+
+import com.fasterxml.jackson.annotation.JsonCreator;
+import com.fasterxml.jackson.annotation.JsonSubTypes;
+import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import raftkv.CborSerializable;
+
+/** A read of the state machine; it changes nothing. */
+@JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "t")
+@JsonSubTypes({
+    @JsonSubTypes.Type(value = KvQuery.Get.class, name = "get"),
+    @JsonSubTypes.Type(value = KvQuery.Range.class, name = "range")})
+public sealed interface KvQuery extends CborSerializable {
+  record Get(String key) implements KvQuery {
+    /** Jackson 2.11 cannot tell a one-component record's constructor from a delegating creator. */
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public Get {}
+  }
+
+  /**
+   * Keys starting with {@code prefix} (empty: all keys), in byte order of their UTF-8 encoding,
+   * strictly after {@code after} when it is not null, at most {@code limit} of them (0: no limit).
+   */
+  record Range(String prefix, String after, int limit) implements KvQuery {}
+}

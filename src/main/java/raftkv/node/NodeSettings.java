@@ -1,0 +1,85 @@
+package raftkv.node;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValueFactory;
+import raftkv.raft.Peer;
+
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Who a node is and where it lives (API.md §1), read once from {@code raftkv.node}.
+ *
+ * @param httpPort -1 for a node without an HTTP endpoint
+ */
+public record NodeSettings(String id, String host, int raftPort, int httpPort, Path dataDir, List<Peer> peers) {
+
+  /** The ActorSystem name every node of a cluster shares. */
+  public static final String SYSTEM_NAME = "raftkv";
+
+  /** Reads and validates; throws IllegalArgumentException with a one-line reason naming the setting. */
+  public static NodeSettings fromConfig(Config root) {
+    Config c = root.getConfig("raftkv.node");
+    String id = c.getString("id");
+    if (id.isBlank() || !id.matches("[A-Za-z0-9_.-]+")) {
+      throw new IllegalArgumentException("--id must be a non-empty name of letters, digits, '.', '_' or '-'"
+          + (id.isBlank() ? "" : ", not '" + id + "'"));
+    }
+    int raftPort = port(c, "raft-port", "--raft-port", false);
+    int httpPort = port(c, "http-port", "--http-port", true);
+    String host = c.getString("host");
+    if (host.isBlank()) {
+      throw new IllegalArgumentException("--host is empty");
+    }
+    String dataDir = c.getString("data-dir");
+    if (dataDir.isBlank()) {
+      throw new IllegalArgumentException("--data-dir is empty");
+    }
+    List<Peer> peers = Peer.parseList(c.getString("peers"));
+    Peer me = peers.stream().filter(p -> p.id().equals(id)).findFirst().orElseThrow(() ->
+        new IllegalArgumentException("--peers does not list this node's id '" + id + "'"));
+    if (me.port() != raftPort || !me.host().equals(host)) {
+      throw new IllegalArgumentException("--peers lists " + id + " at " + me.address()
+          + " but the node binds " + host + ":" + raftPort);
+    }
+    if (httpPort == raftPort) {
+      throw new IllegalArgumentException("--http-port and --raft-port are both " + raftPort);
+    }
+    return new NodeSettings(id, host, raftPort, httpPort, Path.of(dataDir).toAbsolutePath().normalize(), peers);
+  }
+
+  private static int port(Config c, String key, String flag, boolean allowNone) {
+    int p;
+    try {
+      p = c.getInt(key);
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException(flag + " must be a port number, not '" + c.getValue(key).unwrapped() + "'");
+    }
+    if ((p < 1 || p > 65535) && !(allowNone && p == -1)) {
+      throw new IllegalArgumentException(flag + " must be between 1 and 65535, not " + p);
+    }
+    return p;
+  }
+
+  public String httpAddress() {
+    return httpPort < 0 ? null : host + ":" + httpPort;
+  }
+
+  /**
+   * The Akka settings that follow from this node's settings: remoting address, seed nodes (every
+   * peer), journal and snapshot dirs under the data dir. Put them in front of the rest.
+   */
+  public Config akkaConfig() {
+    Map<String, Object> m = new HashMap<>();
+    m.put("akka.remote.artery.canonical.hostname", host);
+    m.put("akka.remote.artery.canonical.port", raftPort);
+    m.put("akka.cluster.seed-nodes", ConfigValueFactory.fromIterable(peers.stream()
+        .map(p -> "akka://" + SYSTEM_NAME + "@" + p.host() + ":" + p.port()).toList()));
+    m.put("raftkv.journal.dir", dataDir.resolve("journal").toString());
+    m.put("raftkv.snapshot-store.dir", dataDir.resolve("snapshots").toString());
+    return ConfigFactory.parseMap(m);
+  }
+}

@@ -1,0 +1,119 @@
+package raftkv.node;
+
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.ActorSystem;
+import akka.actor.typed.Props;
+import akka.actor.typed.javadsl.AskPattern;
+import raftkv.client.ClusterStatus;
+import raftkv.client.Health;
+import raftkv.client.RaftKv;
+import raftkv.client.RaftKvException;
+import raftkv.kv.KvCommand;
+import raftkv.kv.KvLimits;
+import raftkv.kv.KvQuery;
+import raftkv.kv.KvResult;
+import raftkv.raft.RaftNode;
+import raftkv.raft.RaftSettings;
+
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
+
+/**
+ * A raftkv node running inside an ActorSystem: settings in, a {@link RaftKv} handle out. The
+ * launcher ({@code bin/raftkv node}) is one user of this class; an application can embed a node
+ * in its own ActorSystem the same way (the system must be named {@value NodeSettings#SYSTEM_NAME},
+ * use the cluster provider on the node's raft port, and carry {@link NodeSettings#akkaConfig()}).
+ */
+public final class RaftKvNode implements RaftKv {
+  private final ActorSystem<?> system;
+  private final ActorRef<RaftNode.Command> node;
+  private final Duration timeout;
+  private final KvLimits limits;
+  private final NodeSettings settings;
+
+  private RaftKvNode(ActorSystem<?> system, ActorRef<RaftNode.Command> node, NodeSettings settings) {
+    this.system = system;
+    this.node = node;
+    this.settings = settings;
+    this.timeout = system.settings().config().getDuration("raftkv.client.request-timeout");
+    this.limits = new KvLimits(
+        (int) system.settings().config().getMemorySize("raftkv.limits.max-key-bytes").toBytes(),
+        (int) system.settings().config().getMemorySize("raftkv.limits.max-value-bytes").toBytes());
+  }
+
+  /**
+   * Claims the data dir (throws IllegalStateException with a one-line reason when it is not
+   * usable) and starts the node. {@code lifecycle}, when not null, hears when recovery is done.
+   */
+  public static RaftKvNode start(ActorSystem<?> system, NodeSettings settings, ActorRef<RaftNode.Lifecycle> lifecycle) {
+    DataDir.claim(settings.dataDir(), settings.id());
+    RaftSettings raft = RaftSettings.fromConfig(system.settings().config());
+    ActorRef<RaftNode.Command> ref = system.systemActorOf(
+        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress()), settings.peers(), raft, lifecycle),
+        "raftkv", Props.empty());
+    return new RaftKvNode(system, ref, settings);
+  }
+
+  public NodeSettings settings() {
+    return settings;
+  }
+
+  public KvLimits limits() {
+    return limits;
+  }
+
+  @Override
+  public CompletionStage<KvResult> write(KvCommand command) {
+    try {
+      limits.validate(command);
+    } catch (RaftKvException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    return ask(replyTo -> new RaftNode.Propose(command, replyTo, 0), RaftKvException.Kind.TIMEOUT,
+        "the write was proposed but not known to be committed within " + timeout.toMillis() + " ms; its outcome is unknown");
+  }
+
+  @Override
+  public CompletionStage<KvResult> read(KvQuery query, Consistency consistency) {
+    try {
+      limits.validate(query);
+    } catch (RaftKvException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    return ask(replyTo -> new RaftNode.Read(query, consistency == Consistency.LINEARIZABLE, replyTo, 0),
+        RaftKvException.Kind.UNAVAILABLE, "the read could not be confirmed by a leader within " + timeout.toMillis() + " ms");
+  }
+
+  private CompletionStage<KvResult> ask(Function<ActorRef<RaftNode.ClientReply>, RaftNode.Command> request,
+                                        RaftKvException.Kind onTimeout, String timeoutMessage) {
+    CompletableFuture<KvResult> result = new CompletableFuture<>();
+    AskPattern.<RaftNode.Command, RaftNode.ClientReply>ask(node, request::apply, timeout, system.scheduler())
+        .whenComplete((reply, error) -> {
+          if (error != null) {
+            Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+            result.completeExceptionally(cause instanceof TimeoutException
+                ? new RaftKvException(onTimeout, timeoutMessage)
+                : new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "the node failed the request: " + cause.getMessage()));
+          } else if (reply instanceof RaftNode.Ok ok) {
+            result.complete(ok.result());
+          } else if (reply instanceof RaftNode.Failed f) {
+            result.completeExceptionally(new RaftKvException(f.kind(), f.message()));
+          }
+        });
+    return result;
+  }
+
+  @Override
+  public CompletionStage<ClusterStatus> status() {
+    return AskPattern.ask(node, RaftNode.GetStatus::new, timeout, system.scheduler());
+  }
+
+  @Override
+  public CompletionStage<Health> health() {
+    return AskPattern.ask(node, RaftNode.GetHealth::new, timeout, system.scheduler());
+  }
+}

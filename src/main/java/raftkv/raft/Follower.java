@@ -1,0 +1,103 @@
+package raftkv.raft;
+
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.Behavior;
+
+/** The follower role (§5.2, §5.3): answers leaders and candidates, and starts an election when the leader goes quiet. */
+final class Follower extends Role {
+
+  Follower(RaftState state, String leaderId) {
+    super(state);
+    if (leaderId != null) {
+      state.leaderId = leaderId;
+    }
+  }
+
+  @Override
+  Behavior<RaftNode.Command> start() {
+    s.role = "follower";
+    s.timers.cancel(RaftNode.Tick.HEARTBEAT);
+    if (s.isVoter()) {
+      resetElectionTimer();
+    }
+    return behavior();
+  }
+
+  @Override
+  protected boolean leaderIsAlive() {
+    return s.leaderId != null
+        && System.nanoTime() - s.lastLeaderContactNanos < s.settings.electionTimeout().toNanos();
+  }
+
+  @Override
+  protected Behavior<RaftNode.Command> handle(RaftNode.Command message) {
+    if (message instanceof RaftNode.AppendEntries ae) {
+      onAppendEntries(ae);
+    } else if (message instanceof RaftNode.RequestVote rv) {
+      onRequestVote(rv);
+      if (rv.candidateId().equals(s.votedFor)) {
+        resetElectionTimer();
+      }
+    } else if (message == RaftNode.Tick.ELECTION_TIMEOUT) {
+      s.ctx.getLog().info("{} heard from no leader in term {}: starting an election", s.self.id(), s.currentTerm);
+      return new Candidate(s).start();
+    } else if (message instanceof RaftNode.Propose || message instanceof RaftNode.Read) {
+      forwardOrReject(message);
+    }
+    return null;
+  }
+
+  private void onAppendEntries(RaftNode.AppendEntries ae) {
+    ActorRef<RaftNode.Command> leader = s.peerRefs.get(ae.leaderId());
+    if (leader == null) {
+      return; // not a member we know
+    }
+    if (ae.term() < s.currentTerm) {
+      s.send(leader, reject(ae, 0, -1));
+      return;
+    }
+    if (!ae.leaderId().equals(s.leaderId)) {
+      s.ctx.getLog().info("{} follows leader {} in term {}", s.self.id(), ae.leaderId(), ae.term());
+    }
+    s.leaderId = ae.leaderId();
+    s.lastLeaderContactNanos = System.nanoTime();
+    if (ae.leaderHttp() != null) {
+      s.httpAddresses.put(ae.leaderId(), ae.leaderHttp());
+    }
+    if (s.isVoter()) {
+      resetElectionTimer();
+    }
+    long prev = ae.prevLogIndex();
+    if (prev > s.log.lastIndex()) {
+      s.send(leader, reject(ae, s.log.lastIndex() + 1, -1));
+      return;
+    }
+    if (prev >= s.log.snapshotIndex() && s.log.termAt(prev) != ae.prevLogTerm()) {
+      long conflictTerm = s.log.termAt(prev);
+      s.send(leader, reject(ae, s.log.firstIndexOfTerm(prev), conflictTerm));
+      return;
+    }
+    long firstWritten = s.log.merge(ae.entries());
+    if (firstWritten != -1) {
+      s.noteLogWritten(firstWritten);
+    }
+    long lastNew = prev + ae.entries().size();
+    long newCommit = Math.min(ae.leaderCommit(), lastNew);
+    if (newCommit > s.commitIndex) {
+      s.commitIndex = newCommit;
+      s.applyCommitted();
+    }
+    RaftNode.AppendReply ok = new RaftNode.AppendReply(s.currentTerm, s.self.id(), s.self.httpAddress(), true,
+        lastNew, prev, 0, 0, ae.seq());
+    if (s.durableIndex >= lastNew) {
+      s.send(leader, ok);
+    } else {
+      s.sendAfterLog(leader, ok);
+    }
+  }
+
+  private RaftNode.AppendReply reject(RaftNode.AppendEntries ae, long conflictIndex, long conflictTerm) {
+    return new RaftNode.AppendReply(s.currentTerm, s.self.id(), s.self.httpAddress(), false, 0,
+        ae.prevLogIndex(), conflictIndex, conflictTerm, ae.seq());
+  }
+}

@@ -1,0 +1,38 @@
+package raftkv.raft;
+
+import com.fasterxml.jackson.annotation.JsonCreator;
+import com.fasterxml.jackson.annotation.JsonSubTypes;
+import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import raftkv.CborSerializable;
+import raftkv.kv.KvCommand;
+
+/** One entry of the replicated log: its absolute index, the leader's term, and what it carries. */
+public record LogEntry(long index, long term, Payload payload) implements CborSerializable {
+
+  /** What an entry carries. */
+  @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "t")
+  @JsonSubTypes({
+      @JsonSubTypes.Type(value = NoOp.class, name = "noop"),
+      @JsonSubTypes.Type(value = ClientCommand.class, name = "cmd")})
+  public sealed interface Payload extends CborSerializable {}
+
+  /** Appended by every new leader, so that it can commit entries of earlier terms (§5.4.2, §8). */
+  public record NoOp(long leaderTermMarker) implements Payload {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public NoOp {}
+  }
+
+  /** A client's change to the state machine. */
+  public record ClientCommand(KvCommand command) implements Payload {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public ClientCommand {}
+  }
+
+  /** A rough size in bytes, used to bound AppendEntries messages; exact size does not matter. */
+  public int estimatedBytes() {
+    if (payload instanceof ClientCommand c) {
+      return 64 + CommandSize.of(c.command());
+    }
+    return 32;
+  }
+}

@@ -1,0 +1,141 @@
+package raftkv.raft;
+
+import com.fasterxml.jackson.annotation.JsonCreator;
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.Behavior;
+import akka.actor.typed.javadsl.Behaviors;
+import akka.persistence.typed.PersistenceId;
+import akka.persistence.typed.RecoveryCompleted;
+import akka.persistence.typed.RecoveryFailed;
+import akka.persistence.typed.javadsl.CommandHandler;
+import akka.persistence.typed.javadsl.EventHandler;
+import akka.persistence.typed.javadsl.EventSourcedBehavior;
+import akka.persistence.typed.javadsl.SignalHandler;
+import raftkv.CborSerializable;
+
+import java.util.List;
+
+/**
+ * The durable half of a Raft node: term, vote, voters and log, event-sourced on the journal.
+ *
+ * <p>The node actor keeps the working copy of all of it and sends this actor one {@link Persist}
+ * per batch; this actor writes the batch as one atomic journal write (fsync on), then answers
+ * {@link RaftNode.Persisted}. The node never lets a vote, an append acknowledgement or a client
+ * reply out before the batch that it depends on is acknowledged. After recovery the rebuilt
+ * state is handed to the node ({@link RaftNode.Recovered}) and this actor keeps no copy of the log.
+ */
+public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command, RaftJournal.Event, RaftJournal.Durable> {
+
+  /** Commands: only the owning node sends them. */
+  public sealed interface Command {}
+
+  /** Write {@code events} atomically, then tell the node {@code Persisted(seq)}. */
+  public record Persist(long seq, List<Event> events) implements Command {}
+
+  /** Events, past tense, as STYLE.md asks. */
+  public sealed interface Event extends CborSerializable {}
+
+  /** The initial voters, written once when a node starts on an empty data dir. */
+  public record Bootstrapped(List<Peer> voters) implements Event {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public Bootstrapped {}
+  }
+
+  /** The node moved to {@code term} (and has voted for nobody in it yet). */
+  public record TermAdvanced(long term) implements Event {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public TermAdvanced {}
+  }
+
+  /** The node voted for {@code candidateId} in {@code term}. */
+  public record VoteCast(long term, String candidateId) implements Event {}
+
+  /** Every entry at {@code fromIndex} and after is replaced by {@code entries}. */
+  public record EntriesAppended(long fromIndex, List<LogEntry> entries) implements Event {}
+
+  /** Durable state while it is rebuilt; mutable, owned by this actor until handed over. */
+  static final class Durable {
+    long term;
+    String votedFor;
+    List<Peer> voters = List.of();
+    RaftLog log = new RaftLog();
+  }
+
+  private final ActorRef<RaftNode.Command> node;
+
+  public static Behavior<Command> create(String nodeId, ActorRef<RaftNode.Command> node) {
+    return Behaviors.setup(ctx -> new RaftJournal(PersistenceId.ofUniqueId("raft-" + nodeId), node));
+  }
+
+  private RaftJournal(PersistenceId id, ActorRef<RaftNode.Command> node) {
+    super(id);
+    this.node = node;
+  }
+
+  @Override
+  public String journalPluginId() {
+    return "raftkv.journal";
+  }
+
+  @Override
+  public String snapshotPluginId() {
+    return "raftkv.snapshot-store";
+  }
+
+  @Override
+  public Durable emptyState() {
+    return new Durable();
+  }
+
+  @Override
+  public CommandHandler<Command, Event, Durable> commandHandler() {
+    return newCommandHandlerBuilder().forAnyState()
+        .onCommand(Persist.class, (state, p) -> p.events().isEmpty()
+            ? Effect().none().thenRun(s -> node.tell(new RaftNode.Persisted(p.seq())))
+            : Effect().persist(p.events()).thenRun(s -> node.tell(new RaftNode.Persisted(p.seq()))))
+        .build();
+  }
+
+  @Override
+  public EventHandler<Durable, Event> eventHandler() {
+    return newEventHandlerBuilder().forAnyState()
+        .onEvent(Bootstrapped.class, (s, e) -> {
+          s.voters = e.voters();
+          return s;
+        })
+        .onEvent(TermAdvanced.class, (s, e) -> {
+          s.term = e.term();
+          s.votedFor = null;
+          return s;
+        })
+        .onEvent(VoteCast.class, (s, e) -> {
+          s.term = e.term();
+          s.votedFor = e.candidateId();
+          return s;
+        })
+        .onEvent(EntriesAppended.class, (s, e) -> {
+          if (s.log != null) { // null once handed over: the node owns the log from then on
+            if (e.fromIndex() <= s.log.lastIndex()) {
+              s.log.truncateFrom(e.fromIndex());
+            }
+            for (LogEntry entry : e.entries()) {
+              s.log.append(entry);
+            }
+          }
+          return s;
+        })
+        .build();
+  }
+
+  @Override
+  public SignalHandler<Durable> signalHandler() {
+    return newSignalHandlerBuilder()
+        .onSignal(RecoveryCompleted.instance(), state -> {
+          node.tell(new RaftNode.Recovered(state.term, state.votedFor, state.voters, state.log));
+          state.log = null;
+        })
+        .onSignal(RecoveryFailed.class, (state, failed) -> node.tell(new RaftNode.RecoveryFailed(
+            String.valueOf(failed.getFailure().getMessage()))))
+        .build();
+  }
+}

@@ -1,0 +1,167 @@
+package raftkv.raft;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * The in-memory copy of the Raft log, with absolute indices. The log may start after a snapshot:
+ * {@code snapshotIndex}/{@code snapshotTerm} describe the last entry that the snapshot replaced
+ * (index 0, term 0 for a fresh log). Plain class, not thread-safe: owned by one actor.
+ */
+public final class RaftLog {
+  private long snapshotIndex;
+  private long snapshotTerm;
+  private final ArrayList<LogEntry> entries = new ArrayList<>();
+
+  public RaftLog() {
+    this(0, 0);
+  }
+
+  public RaftLog(long snapshotIndex, long snapshotTerm) {
+    this.snapshotIndex = snapshotIndex;
+    this.snapshotTerm = snapshotTerm;
+  }
+
+  public long snapshotIndex() {
+    return snapshotIndex;
+  }
+
+  public long firstIndex() {
+    return snapshotIndex + 1;
+  }
+
+  public long lastIndex() {
+    return snapshotIndex + entries.size();
+  }
+
+  public long lastTerm() {
+    return entries.isEmpty() ? snapshotTerm : entries.get(entries.size() - 1).term();
+  }
+
+  /** The term of the entry at {@code index}, or -1 when the log does not hold it (or no longer does). */
+  public long termAt(long index) {
+    if (index == snapshotIndex) {
+      return snapshotTerm;
+    }
+    if (index < snapshotIndex || index > lastIndex()) {
+      return -1;
+    }
+    return entries.get((int) (index - snapshotIndex - 1)).term();
+  }
+
+  public LogEntry entry(long index) {
+    if (index <= snapshotIndex || index > lastIndex()) {
+      throw new IndexOutOfBoundsException("log holds " + firstIndex() + ".." + lastIndex() + ", not " + index);
+    }
+    return entries.get((int) (index - snapshotIndex - 1));
+  }
+
+  /** Appends one entry, which must carry the next index. */
+  public void append(LogEntry entry) {
+    if (entry.index() != lastIndex() + 1) {
+      throw new IllegalArgumentException("entry " + entry.index() + " does not follow " + lastIndex());
+    }
+    entries.add(entry);
+  }
+
+  /** Removes every entry at {@code index} and after. */
+  public void truncateFrom(long index) {
+    if (index <= snapshotIndex) {
+      throw new IllegalArgumentException("cannot truncate at " + index + ", inside the snapshot up to " + snapshotIndex);
+    }
+    if (index <= lastIndex()) {
+      entries.subList((int) (index - snapshotIndex - 1), entries.size()).clear();
+    }
+  }
+
+  /**
+   * The follower's side of AppendEntries (§5.3), after the consistency check at the entry before
+   * {@code incoming}: skips entries already present with the same term, truncates at the first
+   * conflict, and appends the rest.
+   *
+   * @return the index of the first entry written (truncated or appended), or -1 when the log
+   *     already held every incoming entry.
+   */
+  public long merge(List<LogEntry> incoming) {
+    int i = 0;
+    while (i < incoming.size()) {
+      LogEntry e = incoming.get(i);
+      if (e.index() <= snapshotIndex) {
+        i++; // covered by the snapshot, hence committed and equal
+        continue;
+      }
+      long have = termAt(e.index());
+      if (have == -1) {
+        break;
+      }
+      if (have != e.term()) {
+        truncateFrom(e.index());
+        break;
+      }
+      i++;
+    }
+    if (i == incoming.size()) {
+      return -1;
+    }
+    long first = incoming.get(i).index();
+    for (; i < incoming.size(); i++) {
+      append(incoming.get(i));
+    }
+    return first;
+  }
+
+  /**
+   * Entries from {@code from} on, at most {@code maxEntries} of them and about {@code maxBytes}
+   * (always at least one when the log has any).
+   */
+  public List<LogEntry> slice(long from, int maxEntries, int maxBytes) {
+    if (from > lastIndex()) {
+      return List.of();
+    }
+    if (from <= snapshotIndex) {
+      throw new IndexOutOfBoundsException("entry " + from + " is compacted into the snapshot");
+    }
+    int start = (int) (from - snapshotIndex - 1);
+    int end = start;
+    long bytes = 0;
+    while (end < entries.size() && end - start < maxEntries) {
+      bytes += entries.get(end).estimatedBytes();
+      if (bytes > maxBytes && end > start) {
+        break;
+      }
+      end++;
+    }
+    return Collections.unmodifiableList(new ArrayList<>(entries.subList(start, end)));
+  }
+
+  /** The first index of the term of the entry at {@code index}: the conflict hint of §5.3. */
+  public long firstIndexOfTerm(long index) {
+    long term = termAt(index);
+    long i = index;
+    while (i - 1 > snapshotIndex && termAt(i - 1) == term) {
+      i--;
+    }
+    return i;
+  }
+
+  /** The last index holding {@code term}, or -1 when the log has no entry of that term. */
+  public long lastIndexOfTerm(long term) {
+    for (long i = lastIndex(); i > snapshotIndex; i--) {
+      long t = termAt(i);
+      if (t == term) {
+        return i;
+      }
+      if (t < term) {
+        return -1;
+      }
+    }
+    return -1;
+  }
+
+  /** §5.4.1: is a candidate's log (lastTerm, lastIndex) at least as up-to-date as this one? */
+  public boolean isUpToDate(long candidateLastTerm, long candidateLastIndex) {
+    long myTerm = lastTerm();
+    return candidateLastTerm > myTerm || (candidateLastTerm == myTerm && candidateLastIndex >= lastIndex());
+  }
+}

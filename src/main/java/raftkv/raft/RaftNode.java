@@ -1,0 +1,147 @@
+package raftkv.raft;
+
+import com.fasterxml.jackson.annotation.JsonCreator;
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.Behavior;
+import akka.actor.typed.SupervisorStrategy;
+import akka.actor.typed.Terminated;
+import akka.actor.typed.javadsl.Behaviors;
+import raftkv.CborSerializable;
+import raftkv.client.ClusterStatus;
+import raftkv.client.Health;
+import raftkv.client.RaftKvException;
+import raftkv.kv.KvCommand;
+import raftkv.kv.KvQuery;
+import raftkv.kv.KvResult;
+
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * One Raft server: spawns its {@link RaftJournal}, waits for recovery, then runs as
+ * {@link Follower}, {@link Candidate} or {@link Leader}, each a behavior that returns the next.
+ * This file holds the node's whole protocol.
+ */
+public final class RaftNode {
+  private RaftNode() {}
+
+  /** Everything the node actor accepts. */
+  public interface Command {}
+
+  // ---- between peers (remote, §5) -------------------------------------------------------------
+
+  /** A message between Raft peers; every one carries the sender's term (checked once, in Role). */
+  public interface RaftMessage extends Command, CborSerializable {
+    long term();
+  }
+
+  public record RequestVote(long term, String candidateId, long lastLogIndex, long lastLogTerm)
+      implements RaftMessage {}
+
+  public record VoteReply(long term, String voterId, boolean granted) implements RaftMessage {}
+
+  /**
+   * AppendEntries (§5.3); an empty one is a heartbeat. {@code seq} grows with every message a
+   * leader sends and is echoed back, so that a ReadIndex can tell which replies came after it.
+   */
+  public record AppendEntries(long term, String leaderId, String leaderHttp, long prevLogIndex, long prevLogTerm,
+                              List<LogEntry> entries, long leaderCommit, long seq) implements RaftMessage {}
+
+  /**
+   * The reply to AppendEntries. On success {@code matchIndex} is durable on the follower. On
+   * failure {@code conflictIndex}/{@code conflictTerm} let the leader skip a whole term at a time
+   * (conflictTerm -1: the follower's log is too short).
+   */
+  public record AppendReply(long term, String followerId, String followerHttp, boolean success, long matchIndex,
+                            long prevLogIndex, long conflictIndex, long conflictTerm, long seq)
+      implements RaftMessage {}
+
+  // ---- clients (may be forwarded from another node) -----------------------------------------
+
+  /** Replicate {@code command}; the answer goes to {@code replyTo} once applied (or failed). */
+  public record Propose(KvCommand command, ActorRef<ClientReply> replyTo, int hops)
+      implements Command, CborSerializable {}
+
+  /** Answer {@code query}, through ReadIndex on the leader unless {@code linearizable} is false. */
+  public record Read(KvQuery query, boolean linearizable, ActorRef<ClientReply> replyTo, int hops)
+      implements Command, CborSerializable {}
+
+  public record GetStatus(ActorRef<ClusterStatus> replyTo) implements Command {}
+
+  public record GetHealth(ActorRef<Health> replyTo) implements Command {}
+
+  /** The answer to Propose or Read. */
+  public sealed interface ClientReply extends CborSerializable {}
+
+  public record Ok(KvResult result) implements ClientReply {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public Ok {}
+  }
+
+  public record Failed(RaftKvException.Kind kind, String message) implements ClientReply {}
+
+  // ---- internal ------------------------------------------------------------------------------
+
+  /** From the journal: the durable state, rebuilt. */
+  record Recovered(long term, String votedFor, List<Peer> voters, RaftLog log) implements Command {}
+
+  /** From the journal: it could not read the data dir. */
+  record RecoveryFailed(String reason) implements Command {}
+
+  /** From the journal: batch {@code seq} is durable. */
+  record Persisted(long seq) implements Command {}
+
+  enum Tick implements Command { ELECTION_TIMEOUT, HEARTBEAT, FLUSH_PROPOSALS, FLUSH_READS }
+
+  /** What the node tells an optional listener about its life (the launcher uses it). */
+  public sealed interface Lifecycle {}
+
+  public record Started(String nodeId, long term, long lastLogIndex) implements Lifecycle {}
+
+  public record StartFailed(String reason) implements Lifecycle {}
+
+  /**
+   * The node's behavior. A failure of the node restarts it from the journal (with back-off): the
+   * durable term, vote and log come back from disk, so a restart never forgets a vote.
+   */
+  public static Behavior<Command> create(NodeIdentity identity, List<Peer> initialVoters, RaftSettings settings,
+                                         ActorRef<Lifecycle> lifecycle) {
+    Behavior<Command> node = Behaviors.setup(ctx -> {
+      ActorRef<RaftJournal.Command> journal =
+          ctx.spawn(RaftJournal.create(identity.id(), ctx.getSelf()), "journal");
+      ctx.watch(journal);
+      return Behaviors.withStash(100_000, stash -> Behaviors.receive(Command.class)
+          .onMessage(Recovered.class, r -> {
+            RaftState state = new RaftState(ctx, identity, settings, journal, r, initialVoters);
+            ctx.getLog().info("Node {} recovered: term {}, log up to {}, voters {}",
+                identity.id(), r.term(), r.log().lastIndex(),
+                state.voterIds());
+            if (lifecycle != null) {
+              lifecycle.tell(new Started(identity.id(), r.term(), r.log().lastIndex()));
+            }
+            return Behaviors.withTimers(timers -> {
+              state.timers = timers;
+              return stash.unstashAll(new Follower(state, null).start());
+            });
+          })
+          .onMessage(RecoveryFailed.class, f -> {
+            ctx.getLog().error("Node {} cannot read its journal: {}", identity.id(), f.reason());
+            if (lifecycle != null) {
+              lifecycle.tell(new StartFailed("cannot read the journal: " + f.reason()));
+            }
+            return Behaviors.stopped();
+          })
+          .onSignal(Terminated.class, t -> Behaviors.stopped())
+          .onAnyMessage(m -> {
+            stash.stash(m);
+            return Behaviors.same();
+          })
+          .build());
+    });
+    return Behaviors.supervise(node).onFailure(SupervisorStrategy.restartWithBackoff(
+        Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
+  }
+
+  /** Who this node is: its id and the HTTP address it advertises (empty when it has none). */
+  public record NodeIdentity(String id, String httpAddress) {}
+}

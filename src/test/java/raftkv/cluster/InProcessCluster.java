@@ -1,0 +1,240 @@
+package raftkv.cluster;
+
+import akka.actor.typed.ActorSystem;
+import akka.actor.typed.javadsl.Behaviors;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import raftkv.client.ClusterStatus;
+import raftkv.node.NodeSettings;
+import raftkv.node.RaftKvNode;
+import raftkv.raft.Peer;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Three (or n) raftkv nodes, each in its own ActorSystem, in this JVM, on loopback ports, with
+ * separate data dirs. Nodes can be stopped (like a crash: nothing is flushed that was not already
+ * fsynced) and started again on the same data dir. Every status it reads feeds a check that two
+ * leaders never share a term.
+ */
+final class InProcessCluster implements AutoCloseable {
+  private final List<NodeSettings> settings = new ArrayList<>();
+  private final ActorSystem<?>[] systems;
+  private final RaftKvNode[] nodes;
+  private final Path root;
+  private final Map<Long, String> leaderOfTerm = new HashMap<>();
+
+  InProcessCluster(int size) throws IOException {
+    root = Files.createTempDirectory("raftkv-cluster");
+    systems = new ActorSystem<?>[size];
+    nodes = new RaftKvNode[size];
+    List<Peer> peers = new ArrayList<>();
+    for (int i = 0; i < size; i++) {
+      peers.add(new Peer("n" + (i + 1), "127.0.0.1", freePort()));
+    }
+    for (int i = 0; i < size; i++) {
+      Peer p = peers.get(i);
+      settings.add(new NodeSettings(p.id(), p.host(), p.port(), freePort(), root.resolve(p.id()), peers));
+    }
+    for (int i = 0; i < size; i++) {
+      start(i);
+    }
+  }
+
+  int size() {
+    return nodes.length;
+  }
+
+  void start(int i) {
+    NodeSettings s = settings.get(i);
+    Config config = s.akkaConfig()
+        .withFallback(ConfigFactory.parseString("""
+            raftkv.raft.election-timeout = 500ms
+            raftkv.raft.heartbeat-interval = 50ms
+            akka.loglevel = INFO
+            akka.cluster.log-info = off
+            akka.coordinated-shutdown.run-by-jvm-shutdown-hook = off
+            akka.coordinated-shutdown.terminate-actor-system = on
+            akka.remote.artery.advanced.test-mode = on
+            """))
+        .withFallback(ConfigFactory.load()).resolve();
+    ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), NodeSettings.SYSTEM_NAME, config);
+    systems[i] = system;
+    nodes[i] = RaftKvNode.start(system, s, null);
+  }
+
+  /** Stops node i's ActorSystem; what was fsynced stays, as after kill -9. */
+  void stop(int i) {
+    if (systems[i] != null) {
+      systems[i].terminate();
+      try {
+        systems[i].getWhenTerminated().toCompletableFuture().get(20, TimeUnit.SECONDS);
+      } catch (Exception e) {
+        throw new IllegalStateException("node " + (i + 1) + " did not stop", e);
+      }
+      systems[i] = null;
+      nodes[i] = null;
+    }
+  }
+
+  boolean isUp(int i) {
+    return nodes[i] != null;
+  }
+
+  RaftKvNode node(int i) {
+    return nodes[i];
+  }
+
+  NodeSettings settings(int i) {
+    return settings.get(i);
+  }
+
+  /** Status of node i, or null when it is down or does not answer in time. */
+  ClusterStatus status(int i) {
+    if (nodes[i] == null) {
+      return null;
+    }
+    try {
+      ClusterStatus st = nodes[i].status().toCompletableFuture().get(2, TimeUnit.SECONDS);
+      recordLeadership(st);
+      return st;
+    } catch (Exception e) {
+      return null;
+    }
+  }
+
+  private synchronized void recordLeadership(ClusterStatus st) {
+    if ("leader".equals(st.role())) {
+      String before = leaderOfTerm.putIfAbsent(st.term(), st.id());
+      if (before != null && !before.equals(st.id())) {
+        fail("two leaders in term " + st.term() + ": " + before + " and " + st.id());
+      }
+    }
+  }
+
+  /** Waits until the running nodes agree on one leader, and returns its index. */
+  int awaitLeader(Duration within) {
+    int[] leader = {-1};
+    await().atMost(within).pollInterval(Duration.ofMillis(50)).until(() -> {
+      int found = -1;
+      long term = -1;
+      for (int i = 0; i < nodes.length; i++) {
+        ClusterStatus st = status(i);
+        if (st != null && "leader".equals(st.role()) && st.term() > term) {
+          found = i;
+          term = st.term();
+        }
+      }
+      if (found < 0) {
+        return false;
+      }
+      String id = settings.get(found).id();
+      for (int i = 0; i < nodes.length; i++) {
+        ClusterStatus st = status(i);
+        if (st != null && (!id.equals(st.leaderId()) || st.term() != term)) {
+          return false;
+        }
+      }
+      leader[0] = found;
+      return true;
+    });
+    return leader[0];
+  }
+
+  /** Cuts node a off from node b, both directions (Artery test mode's blackhole). */
+  void partition(int a, int b) {
+    throttle(a, b, akka.remote.transport.ThrottlerTransportAdapter.blackholeThrottleMode());
+    throttle(b, a, akka.remote.transport.ThrottlerTransportAdapter.blackholeThrottleMode());
+  }
+
+  /** Heals every cut between running nodes. */
+  void healAll() {
+    for (int a = 0; a < nodes.length; a++) {
+      for (int b = 0; b < nodes.length; b++) {
+        if (a != b && systems[a] != null) {
+          throttle(a, b, akka.remote.transport.ThrottlerTransportAdapter.unthrottledThrottleMode());
+        }
+      }
+    }
+  }
+
+  private void throttle(int from, int to, akka.remote.transport.ThrottlerTransportAdapter.ThrottleMode mode) {
+    if (systems[from] == null) {
+      return;
+    }
+    akka.actor.ActorSystem classic = akka.actor.typed.javadsl.Adapter.toClassic(systems[from]);
+    NodeSettings peer = settings.get(to);
+    akka.actor.Address address = new akka.actor.Address("akka", NodeSettings.SYSTEM_NAME, peer.host(), peer.raftPort());
+    try {
+      scala.jdk.javaapi.FutureConverters.asJava(
+          ((akka.remote.RARP) akka.remote.RARP.get(classic)).provider().transport().managementCommand(
+              new akka.remote.transport.ThrottlerTransportAdapter.SetThrottle(address,
+                  akka.remote.transport.ThrottlerTransportAdapter.bothDirection(), mode)))
+          .toCompletableFuture().get(5, TimeUnit.SECONDS);
+    } catch (Exception e) {
+      throw new IllegalStateException("cannot throttle " + from + " -> " + to, e);
+    }
+  }
+
+  /** Waits until one of {@code candidates} is leader (the others may still be cut off). */
+  int awaitLeaderAmong(int a, int b, Duration within) {
+    int[] found = {-1};
+    await().atMost(within).pollInterval(Duration.ofMillis(50)).until(() -> {
+      for (int i : new int[] {a, b}) {
+        ClusterStatus st = status(i);
+        if (st != null && "leader".equals(st.role())) {
+          found[0] = i;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found[0];
+  }
+
+  /** Asserts, once more, that no term ever had two leaders among the statuses read. */
+  void assertOneLeaderPerTerm() {
+    for (int i = 0; i < nodes.length; i++) {
+      status(i);
+    }
+    synchronized (this) {
+      assertEquals(leaderOfTerm.size(), leaderOfTerm.keySet().stream().distinct().count());
+    }
+  }
+
+  @Override
+  public void close() {
+    for (int i = 0; i < nodes.length; i++) {
+      try {
+        stop(i);
+      } catch (RuntimeException ignored) {
+        // keep closing the others
+      }
+    }
+    try (var walk = Files.walk(root)) {
+      walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException ignored) {
+      // temp dir; best effort
+    }
+  }
+
+  static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
+  }
+}
