@@ -51,6 +51,11 @@ public final class Main {
         value = flag.substring(eq + 1);
         flag = flag.substring(0, eq);
       }
+      if (flag.equals("--fault-injection")) {
+        overrides.put("raftkv.test.fault-injection", "on");
+        overrides.put("akka.remote.artery.advanced.test-mode", "on");
+        continue;
+      }
       String key = FLAGS.get(flag);
       if (key == null) {
         fail(2, "unknown flag '" + flag + "'; " + usage());
@@ -128,7 +133,8 @@ public final class Main {
   }
 
   private static String usage() {
-    return "usage: raftkv node --id ID --host HOST --raft-port PORT --http-port PORT --data-dir DIR --peers ID@HOST:PORT,...";
+    return "usage: raftkv node --id ID --host HOST --raft-port PORT --http-port PORT --data-dir DIR --peers ID@HOST:PORT,..."
+        + " [--fault-injection (test only)]";
   }
 
   /** One line on stderr and a non-zero exit; never a stack trace for an operator's mistake. */

@@ -13,6 +13,7 @@ import akka.http.javadsl.model.HttpResponse;
 import akka.http.javadsl.model.RequestEntity;
 import akka.http.javadsl.model.StatusCodes;
 import akka.http.javadsl.model.headers.Allow;
+import akka.http.javadsl.model.headers.Connection;
 import akka.http.javadsl.model.headers.RawHeader;
 import akka.http.javadsl.server.ExceptionHandler;
 import akka.http.javadsl.server.MethodRejection;
@@ -84,6 +85,7 @@ public final class HttpApi {
   private static final long BODY_TIMEOUT_MILLIS = 10_000;
   /** A PUT body over the value limit but at most this long is read and dropped, so that the connection survives its 413. */
   private static final long DRAIN_LIMIT_BYTES = 8L * 1024 * 1024;
+  private static final String FAULT_INJECTION_SETTING = "raftkv.test.fault-injection";
   /** Segments before the key in {@code /v1/kv/{key}}. */
   private static final int KEY_PATH_SEGMENTS = 2;
 
@@ -142,9 +144,17 @@ public final class HttpApi {
         path("txn", () -> post(() -> extractRequest(this::txn))),
         path(segment("cluster").slash("status"), () -> get(this::status))));
     Route healthRoute = path("health", () -> get(this::health));
+    Route routes = faultInjectionEnabled()
+        ? concat(kvRoutes, healthRoute, new FaultInjection(system).route())
+        : concat(kvRoutes, healthRoute);
     return withRequestTimeoutResponse(HttpApi::requestTimedOut, () ->
         handleExceptions(exceptionHandler(), () ->
-            handleRejections(rejectionHandler(), () -> concat(kvRoutes, healthRoute))));
+            handleRejections(rejectionHandler(), () -> routes)));
+  }
+
+  /** The test-only {@link FaultInjection} endpoints are served when {@code raftkv.test.fault-injection} is on. */
+  private boolean faultInjectionEnabled() {
+    return system.settings().config().hasPath(FAULT_INJECTION_SETTING) && FaultInjection.enabled(system);
   }
 
   // ---- GET /v1/kv/{key}
@@ -202,7 +212,7 @@ public final class HttpApi {
 
   private Route putKey(HttpRequest request) {
     // The body is read first, so that every answer leaves the connection reusable.
-    return respond(Call.WRITE, () -> readValue(request.entity()).thenCompose(value -> {
+    return respond(Call.WRITE, () -> readValue(request).thenCompose(value -> {
       RequestTarget target = RequestTarget.of(request);
       String key = key(target);
       long lease = lease(target.param("lease"));
@@ -229,14 +239,17 @@ public final class HttpApi {
 
   /**
    * The value of a PUT, at most {@code maxValueBytes}: a longer Content-Length is refused before
-   * anything is read, a longer chunked body as soon as it passes the limit.
+   * anything is stored, a longer chunked body as soon as it passes the limit. A client that sent
+   * {@code Expect: 100-continue} gets its 413 before it sends the body.
    */
-  private CompletionStage<byte[]> readValue(RequestEntity entity) {
+  private CompletionStage<byte[]> readValue(HttpRequest request) {
+    RequestEntity entity = request.entity();
     long max = limits.maxValueBytes();
     OptionalLong length = entity.getContentLengthOption();
     if (length.isPresent() && length.getAsLong() > max) {
       ApiError error = ApiError.tooLarge("the value is " + length.getAsLong() + " bytes, the limit is " + max);
-      if (entity.isStrict() || length.getAsLong() > DRAIN_LIMIT_BYTES) {
+      boolean drain = !entity.isStrict() && length.getAsLong() <= DRAIN_LIMIT_BYTES && header(request, "Expect") == null;
+      if (!drain) {
         return CompletableFuture.failedFuture(error);
       }
       return entity.discardBytes(materializer).completionStage().handle((done, failure) -> {
@@ -510,12 +523,14 @@ public final class HttpApi {
         .build();
   }
 
+  /** Akka closes the connection after a request timeout; the header tells the client not to reuse it. */
   private static HttpResponse requestTimedOut(HttpRequest request) {
     HttpMethod method = request.method();
     boolean read = method.equals(HttpMethods.GET) || method.equals(HttpMethods.HEAD);
     return (read
         ? ApiError.unavailable("the server did not answer within its request timeout")
         : ApiError.timeout("the server did not answer within its request timeout, the outcome of the write is unknown"))
-        .toResponse();
+        .toResponse()
+        .addHeader(Connection.create("close"));
   }
 }

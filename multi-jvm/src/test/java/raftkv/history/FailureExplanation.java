@@ -36,12 +36,13 @@ final class FailureExplanation {
   private final long elapsedNanos;
   private final Op failing;
   private final List<Op> prefix;
+  private final Long prefixEndNanos; // end of the shortest failing prefix, if known
   private final List<NemesisEvent> events;
   private final Map<Integer, Integer> positionInPrefix = new HashMap<>();
 
   FailureExplanation(String key, Verdict verdict, long startNanos, List<Op> recorded,
       Map<Integer, String> ignored, int checkedCount, long configurations, long elapsedNanos,
-      Op failing, List<Op> prefix, List<NemesisEvent> events) {
+      Op failing, List<Op> prefix, Long prefixEndNanos, List<NemesisEvent> events) {
     this.key = key;
     this.verdict = verdict;
     this.start = startNanos;
@@ -52,6 +53,7 @@ final class FailureExplanation {
     this.elapsedNanos = elapsedNanos;
     this.failing = failing;
     this.prefix = prefix;
+    this.prefixEndNanos = prefixEndNanos;
     this.events = events;
     for (int i = 0; i < prefix.size(); i++) {
       positionInPrefix.put(prefix.get(i).index(), i + 1);
@@ -78,6 +80,12 @@ final class FailureExplanation {
         ? "\nThis operation can never be linearized:\n"
         : "\nThe operation the search could not yet place:\n");
     text.append("    ").append(failing.describe(start)).append('\n');
+    if (prefixEndNanos != null) {
+      text.append("    It is the first op whose completion breaks linearizability: the history up to ")
+          .append(Op.formatMillis(prefixEndNanos, start))
+          .append(" ms (ops invoked by then; those still running treated as unknown) is not\n"
+              + "    linearizable, and every shorter prefix is.\n");
+    }
 
     Op setter = null;
     String value = null;

@@ -207,9 +207,9 @@ class LinearizabilityCheckerTest {
     assertEquals(Verdict.NOT_LINEARIZABLE, result.verdict(), result.explanation());
     assertSame(stale, result.failingOp());
     String text = result.explanation();
-    assertTrue(text.contains("#3     p3 READ -> \"a\""), text);
-    assertTrue(text.contains("last set by #2"), text);
-    assertTrue(text.contains("which completed before #3 began"), text);
+    assertTrue(text.contains("#2     p3 READ -> \"a\""), text);
+    assertTrue(text.contains("last set by #1"), text);
+    assertTrue(text.contains("which completed before #2 began"), text);
     assertTrue(text.contains("partition [n1] | [n2 n3]"), text);
     assertFalse(text.contains("heal"), "events more than 1 s away are left out:\n" + text);
   }

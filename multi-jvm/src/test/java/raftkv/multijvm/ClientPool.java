@@ -1,0 +1,318 @@
+package raftkv.multijvm;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+
+import raftkv.history.History;
+import raftkv.history.Op.Outcome;
+import raftkv.multijvm.KvHttpClient.Result;
+
+/**
+ * Concurrent clients that load a {@link Cluster} over HTTP and record every operation in a
+ * {@link History}, with its invocation and completion times and its outcome.
+ *
+ * <p>Each client has its own HTTP client and random stream (from the seed), is bound to one node,
+ * and moves to another node after an error (after a short back-off, so that a dead node is not
+ * hammered). After an UNKNOWN outcome the client continues as a new process, as in Jepsen: the
+ * old request may still be in flight. Each client stops after a fixed duration or a maximum number
+ * of operations, whichever comes first.
+ *
+ * <p>Two workloads: {@link Workload#REGISTER} reads (linearizable), writes (unique values such as
+ * {@code c3-17}) and compare-and-sets (from the last value the client saw) on a handful of keys;
+ * {@link Workload#SET} adds unique elements, each as the key {@code set/<element>} with the element
+ * as its value, for the {@link raftkv.history.SetChecker}.
+ */
+public final class ClientPool {
+
+  /** Prefix of the keys of the set workload. */
+  public static final String SET_PREFIX = "set/";
+
+  /** What the clients do. */
+  public enum Workload {
+    /** Reads, writes and CAS on a few registers. */
+    REGISTER,
+    /** Adds of unique elements under {@link #SET_PREFIX}. */
+    SET
+  }
+
+  /**
+   * One operation as the availability report sees it.
+   *
+   * @param invokeNanos   when it was sent
+   * @param completeNanos when the client had its answer or gave up
+   * @param write         true for a write, CAS or add
+   * @param answered      the cluster answered with a 2xx (a refused CAS included)
+   * @param applied       a write known to have taken effect (OK)
+   */
+  public record Sample(long invokeNanos, long completeNanos, boolean write, boolean answered,
+      boolean applied) {}
+
+  private final Builder settings;
+  private final List<Thread> threads = new ArrayList<>();
+  private final ConcurrentLinkedQueue<Sample> samples = new ConcurrentLinkedQueue<>();
+  private final AtomicInteger nextProcess;
+  private final AtomicReference<Throwable> crash = new AtomicReference<>();
+  private final Map<Outcome, AtomicInteger> outcomes = new HashMap<>();
+  private volatile boolean stopping;
+
+  private ClientPool(Builder settings) {
+    this.settings = settings;
+    this.nextProcess = new AtomicInteger(settings.firstProcess + settings.clients);
+    for (Outcome outcome : Outcome.values()) {
+      outcomes.put(outcome, new AtomicInteger());
+    }
+  }
+
+  /** A pool for {@code cluster} that records into {@code history}; every choice follows {@code seed}. */
+  public static Builder builder(Cluster cluster, History history, long seed) {
+    return new Builder(cluster, history, seed);
+  }
+
+  /** The settings of a pool; defaults suit a 3-node cluster on two cores. */
+  public static final class Builder {
+    private final Cluster cluster;
+    private final History history;
+    private final long seed;
+    private Workload workload = Workload.REGISTER;
+    private int clients = 5;
+    private List<String> keys = List.of("r0", "r1", "r2", "r3", "r4");
+    private Duration duration = Duration.ofSeconds(30);
+    private int maxOpsPerClient = 20_000;
+    private long thinkMillis = 10;
+    private long backoffMillis = 100;
+    private int firstProcess;
+
+    private Builder(Cluster cluster, History history, long seed) {
+      this.cluster = Objects.requireNonNull(cluster);
+      this.history = Objects.requireNonNull(history);
+      this.seed = seed;
+    }
+
+    /** What the clients do. */
+    public Builder workload(Workload workload) {
+      this.workload = workload;
+      return this;
+    }
+
+    /** How many clients run at once. */
+    public Builder clients(int clients) {
+      this.clients = clients;
+      return this;
+    }
+
+    /** The register keys (REGISTER workload). */
+    public Builder keys(List<String> keys) {
+      this.keys = List.copyOf(keys);
+      return this;
+    }
+
+    /** How long each client runs. */
+    public Builder duration(Duration duration) {
+      this.duration = duration;
+      return this;
+    }
+
+    /** The most operations one client issues. */
+    public Builder maxOpsPerClient(int maxOps) {
+      this.maxOpsPerClient = maxOps;
+      return this;
+    }
+
+    /** Pause between two operations of a client. */
+    public Builder thinkMillis(long millis) {
+      this.thinkMillis = millis;
+      return this;
+    }
+
+    /** The first process number (so that two pools on one history do not share numbers). */
+    public Builder firstProcess(int firstProcess) {
+      this.firstProcess = firstProcess;
+      return this;
+    }
+
+    /** Starts the clients. */
+    public ClientPool start() {
+      ClientPool pool = new ClientPool(this);
+      pool.startClients();
+      return pool;
+    }
+  }
+
+  private void startClients() {
+    long deadline = System.nanoTime() + settings.duration.toNanos();
+    SplittableRandom root = new SplittableRandom(settings.seed);
+    for (int i = 0; i < settings.clients; i++) {
+      Client client = new Client(i, root.split(), deadline);
+      Thread thread = new Thread(() -> {
+        try {
+          client.run();
+        } catch (Throwable t) {
+          crash.compareAndSet(null, t);
+        }
+      }, settings.cluster.testName() + "-" + settings.workload.name().toLowerCase() + "-client-" + i);
+      thread.setDaemon(true);
+      threads.add(thread);
+    }
+    threads.forEach(Thread::start);
+  }
+
+  /** Waits until every client has finished (they are bounded by duration and op count). */
+  public void awaitDone() {
+    long limit = settings.duration.toMillis() + 4 * KvHttpClient.REQUEST_TIMEOUT.toMillis() + 10_000;
+    long deadline = System.nanoTime() + limit * 1_000_000;
+    for (Thread thread : threads) {
+      long left = (deadline - System.nanoTime()) / 1_000_000;
+      try {
+        thread.join(Math.max(1, left));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException("interrupted while waiting for the clients", e);
+      }
+      if (thread.isAlive()) {
+        stopping = true;
+        throw new AssertionError(thread.getName() + " did not finish within " + limit + " ms");
+      }
+    }
+    Throwable t = crash.get();
+    if (t != null) {
+      throw new AssertionError("a client crashed: " + t, t);
+    }
+  }
+
+  /** Asks the clients to stop after their current operation, and waits for them. */
+  public void stop() {
+    stopping = true;
+    awaitDone();
+  }
+
+  /** Every operation so far, for the availability report. */
+  public List<Sample> samples() {
+    return List.copyOf(samples);
+  }
+
+  /** The workload of this pool. */
+  public Workload workload() {
+    return settings.workload;
+  }
+
+  /** "1234 ops: 1000 OK, 34 FAIL, 200 UNKNOWN". */
+  public String summary() {
+    int total = outcomes.values().stream().mapToInt(AtomicInteger::get).sum();
+    return settings.workload.name().toLowerCase() + " clients: " + total + " ops: "
+        + outcomes.get(Outcome.OK) + " OK, " + outcomes.get(Outcome.FAIL) + " FAIL, "
+        + outcomes.get(Outcome.UNKNOWN) + " UNKNOWN";
+  }
+
+  /** Number of operations with {@code outcome} so far. */
+  public int count(Outcome outcome) {
+    return outcomes.get(outcome).get();
+  }
+
+  /** One client: a loop of operations against its current node. */
+  private final class Client {
+    private final int number;
+    private final SplittableRandom random;
+    private final long deadline;
+    private final KvHttpClient http = new KvHttpClient();
+    private final Map<String, String> lastSeen = new HashMap<>();
+    private final List<NodeProcess> nodes;
+    private int process;
+    private int node;
+    private int seq;
+
+    Client(int number, SplittableRandom random, long deadline) {
+      this.number = number;
+      this.random = random;
+      this.deadline = deadline;
+      this.nodes = settings.cluster.nodes();
+      this.process = settings.firstProcess + number;
+      this.node = number % nodes.size();
+    }
+
+    void run() {
+      for (int ops = 0; ops < settings.maxOpsPerClient && !stopping
+          && System.nanoTime() - deadline < 0; ops++) {
+        Result result = settings.workload == Workload.SET ? add() : registerOp();
+        outcomes.get(result.outcome()).incrementAndGet();
+        if (!result.answered()) {
+          if (result.outcome() == Outcome.UNKNOWN) {
+            process = nextProcess.getAndIncrement();
+          }
+          moveToAnotherNode();
+          Poll.pause(settings.backoffMillis);
+        } else if (settings.thinkMillis > 0) {
+          Poll.pause(settings.thinkMillis);
+        }
+      }
+    }
+
+    private Result registerOp() {
+      String key = settings.keys.get(random.nextInt(settings.keys.size()));
+      double dice = random.nextDouble();
+      NodeProcess target = nodes.get(node);
+      if (dice < 0.5) {
+        History.Invocation call = settings.history.invokeRead(process, key);
+        long start = System.nanoTime();
+        Result result = http.get(target, key, false);
+        settings.history.complete(call, result.outcome(), result.value());
+        sample(start, false, result);
+        if (result.outcome() == Outcome.OK) {
+          lastSeen.put(key, result.value());
+        }
+        return result;
+      }
+      String value = "c" + number + "-" + seq++;
+      if (dice < 0.75) {
+        History.Invocation call = settings.history.invokeWrite(process, key, value);
+        long start = System.nanoTime();
+        Result result = http.put(target, key, value);
+        settings.history.complete(call, result.outcome());
+        sample(start, true, result);
+        if (result.outcome() == Outcome.OK) {
+          lastSeen.put(key, value);
+        }
+        return result;
+      }
+      String expected = lastSeen.get(key);
+      History.Invocation call = settings.history.invokeCas(process, key, expected, value);
+      long start = System.nanoTime();
+      Result result = http.cas(target, key, expected, value);
+      settings.history.complete(call, result.outcome());
+      sample(start, true, result);
+      if (result.outcome() == Outcome.OK) {
+        lastSeen.put(key, value);
+      }
+      return result;
+    }
+
+    private Result add() {
+      String element = "s" + number + "-" + seq++;
+      String key = SET_PREFIX + element;
+      History.Invocation call = settings.history.invokeWrite(process, key, element);
+      long start = System.nanoTime();
+      Result result = http.put(nodes.get(node), key, element);
+      settings.history.complete(call, result.outcome());
+      sample(start, true, result);
+      return result;
+    }
+
+    private void sample(long start, boolean write, Result result) {
+      samples.add(new Sample(start, System.nanoTime(), write, result.answered(),
+          write && result.outcome() == Outcome.OK));
+    }
+
+    private void moveToAnotherNode() {
+      if (nodes.size() > 1) {
+        node = (node + 1 + random.nextInt(nodes.size() - 1)) % nodes.size();
+      }
+    }
+  }
+}

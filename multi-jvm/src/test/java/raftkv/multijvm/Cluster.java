@@ -1,0 +1,374 @@
+package raftkv.multijvm;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+import raftkv.multijvm.KvHttpClient.NodeStatus;
+import raftkv.multijvm.KvHttpClient.Reply;
+
+/**
+ * A raftkv cluster of real node JVMs on 127.0.0.1, owned by one test: free ports, a fresh data dir
+ * per node under {@code target/multi-jvm-data/<test>/}, a log file per node under
+ * {@code target/multi-jvm-logs/<test>/<node>.log}, and the nodes started with
+ * {@code --fault-injection} so that {@link #cut} can partition them.
+ *
+ * <p>{@link #close()} kills every process the cluster ever started, paused ones included, and waits
+ * until they are gone; a JVM shutdown hook does the same if the test JVM exits first. Use it in
+ * try-with-resources so that a failing test leaves no node behind.
+ *
+ * <p>The project root comes from the system property {@code raftkv.home} (failsafe sets it), else
+ * the current directory; {@code bin/raftkv} there needs {@code mvn package} first.
+ */
+public final class Cluster implements AutoCloseable {
+
+  /**
+   * JVM options of every node (through {@code RAFTKV_JAVA_OPTS}): small heaps and C1 only, as the
+   * nodes share two cores with the test; fast elections so that a failover takes about a second;
+   * a server-side request timeout below the client's, so that the server answers 503/504 first.
+   * The system property {@code raftkv.multijvm.java-opts} replaces them.
+   */
+  public static final String DEFAULT_JAVA_OPTS = "-Xms64m -Xmx256m -XX:TieredStopAtLevel=1"
+      + " -Draftkv.raft.election-timeout=500ms -Draftkv.raft.heartbeat-interval=50ms"
+      + " -Draftkv.client.request-timeout=2s";
+
+  /** How long a node may take from its start to answering HTTP. */
+  public static final Duration START_TIMEOUT = Duration.ofSeconds(90);
+
+  private static final int FIRST_PORT = 20_000;
+  private static final int PORT_SPAN = 12_000; // stays below Linux's ephemeral range (32768-)
+
+  private final String testName;
+  private final List<NodeProcess> nodes;
+  private final KvHttpClient control = new KvHttpClient(Duration.ofSeconds(2));
+  private final Thread shutdownHook;
+  private volatile boolean closed;
+
+  private Cluster(String testName, List<NodeProcess> nodes) {
+    this.testName = testName;
+    this.nodes = List.copyOf(nodes);
+    this.shutdownHook = new Thread(this::destroyAll, "cluster-" + testName + "-shutdown");
+    Runtime.getRuntime().addShutdownHook(shutdownHook);
+  }
+
+  /**
+   * Starts a cluster of {@code size} nodes (n1..nN) for the test {@code testName} and waits until
+   * every node answers HTTP and a leader is known. On failure, nothing is left running.
+   */
+  public static Cluster start(String testName, int size) {
+    Path home = home();
+    Path launcher = home.resolve("bin/raftkv");
+    if (!Files.isExecutable(launcher) || !Files.isDirectory(home.resolve("target/lib"))) {
+      throw new IllegalStateException(launcher + " is missing or not built: run mvn package first"
+          + " (raftkv.home=" + home + ")");
+    }
+    Path logDir = logDir(testName);
+    Path dataRoot = home.resolve("target/multi-jvm-data").resolve(testName);
+    deleteRecursively(logDir);
+    deleteRecursively(dataRoot);
+    int[] ports = freePorts(2 * size);
+    List<String> peers = new ArrayList<>();
+    for (int i = 0; i < size; i++) {
+      peers.add("n" + (i + 1) + "@127.0.0.1:" + ports[2 * i]);
+    }
+    String javaOpts = System.getProperty("raftkv.multijvm.java-opts", DEFAULT_JAVA_OPTS);
+    List<NodeProcess> nodes = new ArrayList<>();
+    for (int i = 0; i < size; i++) {
+      String id = "n" + (i + 1);
+      Path dataDir = dataRoot.resolve(id);
+      List<String> command = List.of(launcher.toString(), "node",
+          "--id", id, "--host", "127.0.0.1",
+          "--raft-port", Integer.toString(ports[2 * i]),
+          "--http-port", Integer.toString(ports[2 * i + 1]),
+          "--data-dir", dataDir.toString(),
+          "--peers", String.join(",", peers),
+          "--fault-injection");
+      nodes.add(new NodeProcess(id, ports[2 * i], ports[2 * i + 1], dataDir,
+          logDir.resolve(id + ".log"), command, Map.of("RAFTKV_JAVA_OPTS", javaOpts), home));
+    }
+    Cluster cluster = new Cluster(testName, nodes);
+    try {
+      System.out.printf("[%s] starting %d nodes: %s%n", testName, size, nodes.stream()
+          .map(n -> n.id() + " raft " + n.raftPort() + " http " + n.httpPort())
+          .collect(Collectors.joining(", ")));
+      nodes.forEach(NodeProcess::start);
+      for (NodeProcess node : nodes) {
+        cluster.awaitReady(node, START_TIMEOUT);
+      }
+      cluster.awaitLeader(Duration.ofSeconds(60));
+      return cluster;
+    } catch (RuntimeException | Error e) {
+      cluster.close();
+      throw e;
+    }
+  }
+
+  /** The project root: {@code raftkv.home}, else the current directory. */
+  public static Path home() {
+    return Path.of(System.getProperty("raftkv.home", ".")).toAbsolutePath().normalize();
+  }
+
+  /** {@code target/multi-jvm-logs/<testName>} under the project root. */
+  public static Path logDir(String testName) {
+    return home().resolve("target/multi-jvm-logs").resolve(testName);
+  }
+
+  /** The test this cluster belongs to. */
+  public String testName() {
+    return testName;
+  }
+
+  /** The nodes, n1 first. */
+  public List<NodeProcess> nodes() {
+    return nodes;
+  }
+
+  /** The node named {@code id}. */
+  public NodeProcess node(String id) {
+    return nodes.stream().filter(n -> n.id().equals(id)).findFirst()
+        .orElseThrow(() -> new IllegalArgumentException("no node " + id));
+  }
+
+  /** A client with short timeouts for status, health and fault calls. */
+  public KvHttpClient control() {
+    return control;
+  }
+
+  /** Every node but {@code node}. */
+  public List<NodeProcess> others(NodeProcess node) {
+    return nodes.stream().filter(n -> n != node).toList();
+  }
+
+  // ---- waiting for states
+
+  /**
+   * Waits until {@code node} answers {@code GET /v1/cluster/status}; fails at once, with the tail
+   * of its log, if the process exits meanwhile.
+   */
+  public void awaitReady(NodeProcess node, Duration timeout) {
+    Poll.until(node.id() + " to answer HTTP", timeout, () -> {
+      if (!node.alive()) {
+        throw new AssertionError(node.id() + " exited with code " + node.exitCode()
+            + " before it was ready; its log ends with:\n" + logTail(node, 30));
+      }
+      return control.status(node);
+    }, () -> logTail(node, 30));
+  }
+
+  /** The leader as the reachable nodes report it: the self-declared leader with the highest term. */
+  public Optional<NodeProcess> leader() {
+    return statuses().entrySet().stream()
+        .filter(e -> e.getValue().leader())
+        .max(Comparator.comparingLong(e -> e.getValue().term()))
+        .map(Map.Entry::getKey);
+  }
+
+  /** Waits until some node says it leads, and returns it. */
+  public NodeProcess awaitLeader(Duration timeout) {
+    return Poll.until("a leader", timeout, this::leader, this::describe);
+  }
+
+  /**
+   * Waits until the cluster is whole again: every node running, all naming the same leader, that
+   * leader saying it leads, {@code GET /health} 200 everywhere, and every node having applied what
+   * the leader had committed when the wait began its last round. Returns the leader.
+   */
+  public NodeProcess awaitSettled(Duration timeout) {
+    return Poll.until("every node to know the leader, be healthy and catch up", timeout, () -> {
+      if (!nodes.stream().allMatch(NodeProcess::running)) {
+        return Optional.empty();
+      }
+      Map<NodeProcess, NodeStatus> statuses = statuses();
+      if (statuses.size() != nodes.size()) {
+        return Optional.empty();
+      }
+      String leaderId = statuses.values().iterator().next().leaderId();
+      if (leaderId == null || !statuses.values().stream().allMatch(s -> leaderId.equals(s.leaderId()))) {
+        return Optional.empty();
+      }
+      NodeProcess leader = node(leaderId);
+      NodeStatus leaderStatus = statuses.get(leader);
+      if (!leaderStatus.leader()) {
+        return Optional.empty();
+      }
+      if (!nodes.stream().allMatch(n -> control.health(n) == 200)) {
+        return Optional.empty();
+      }
+      Map<NodeProcess, NodeStatus> after = statuses();
+      boolean caughtUp = after.size() == nodes.size() && after.values().stream()
+          .allMatch(s -> s.appliedIndex() >= leaderStatus.commitIndex()
+              && leaderId.equals(s.leaderId()));
+      return caughtUp ? Optional.of(leader) : Optional.empty();
+    }, this::describe);
+  }
+
+  /** The status of every running node that answers. */
+  public Map<NodeProcess, NodeStatus> statuses() {
+    Map<NodeProcess, NodeStatus> statuses = new HashMap<>();
+    for (NodeProcess node : nodes) {
+      if (node.running()) {
+        control.status(node).ifPresent(s -> statuses.put(node, s));
+      }
+    }
+    return statuses;
+  }
+
+  // ---- partitions (the nodes' test-only fault endpoints)
+
+  /**
+   * Cuts {@code a} and {@code b} apart: a blackhole on each for the other, both directions.
+   *
+   * @throws IllegalStateException if a node refuses (e.g. 404: no fault injection)
+   */
+  public void cut(NodeProcess a, NodeProcess b) {
+    expectSuccess(a, "blackhole " + b.id(), control.blackhole(a, b));
+    expectSuccess(b, "blackhole " + a.id(), control.blackhole(b, a));
+  }
+
+  /**
+   * Heals every cut of every running node; a paused or dead node has to be resumed or restarted
+   * first (a restarted node starts without cuts).
+   */
+  public void healAllCuts() {
+    for (NodeProcess node : nodes) {
+      if (node.running()) {
+        expectSuccess(node, "heal", control.heal(node));
+      }
+    }
+  }
+
+  private static void expectSuccess(NodeProcess node, String what, Reply reply) {
+    if (!reply.success()) {
+      throw new IllegalStateException(what + " on " + node.id() + " failed: " + reply.describe()
+          + (reply.status() == 404 ? " (is the node started with --fault-injection support?)" : ""));
+    }
+  }
+
+  // ---- diagnostics
+
+  /** One line per node: process state and what it reports about itself. */
+  public String describe() {
+    StringBuilder text = new StringBuilder("cluster state:");
+    for (NodeProcess node : nodes) {
+      text.append("\n  ").append(node);
+      if (node.running()) {
+        text.append(": ").append(control.status(node).map(Object::toString).orElse("no status"))
+            .append(", health ").append(control.health(node));
+      }
+    }
+    return text.toString();
+  }
+
+  /** The last {@code lines} lines of a node's log. */
+  public static String logTail(NodeProcess node, int lines) {
+    return tail(node.logFile(), lines);
+  }
+
+  /** The last {@code lines} lines of {@code file}, or why it cannot be read. */
+  public static String tail(Path file, int lines) {
+    try {
+      List<String> all = Files.readAllLines(file, StandardCharsets.UTF_8);
+      return all.subList(Math.max(0, all.size() - lines), all.size()).stream()
+          .map(line -> "    | " + line).collect(Collectors.joining("\n"));
+    } catch (IOException | UncheckedIOException e) {
+      return "    (cannot read " + file + ": " + e + ")";
+    }
+  }
+
+  // ---- closing
+
+  /** Kills every node process, waits until they are gone, and checks that none survived. */
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    destroyAll();
+    try {
+      Runtime.getRuntime().removeShutdownHook(shutdownHook);
+    } catch (IllegalStateException alreadyShuttingDown) {
+      // the hook runs anyway
+    }
+    List<ProcessHandle> survivors = processesStarted().stream().filter(ProcessHandle::isAlive).toList();
+    if (!survivors.isEmpty()) {
+      throw new IllegalStateException("node processes survived close(): " + survivors);
+    }
+  }
+
+  /** Every process any node of this cluster ever started. */
+  public List<ProcessHandle> processesStarted() {
+    return nodes.stream().flatMap(n -> n.processesStarted().stream()).toList();
+  }
+
+  private void destroyAll() {
+    nodes.forEach(NodeProcess::destroy);
+  }
+
+  // ---- setup
+
+  /**
+   * {@code count} distinct ports that are free now, from a random spot of a range below the
+   * ephemeral ports, so that a port stays free while its node is down for a restart.
+   */
+  private static int[] freePorts(int count) {
+    int[] ports = new int[count];
+    List<ServerSocket> held = new ArrayList<>();
+    try {
+      int candidate = FIRST_PORT + ThreadLocalRandom.current().nextInt(PORT_SPAN);
+      int found = 0;
+      for (int tries = 0; found < count && tries < PORT_SPAN; tries++) {
+        candidate = FIRST_PORT + (candidate - FIRST_PORT + 1) % PORT_SPAN;
+        try {
+          ServerSocket socket = new ServerSocket();
+          socket.setReuseAddress(true);
+          socket.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), candidate));
+          held.add(socket);
+          ports[found++] = candidate;
+        } catch (IOException inUse) {
+          // try the next one
+        }
+      }
+      if (found < count) {
+        throw new IllegalStateException("found only " + found + " free ports of " + count);
+      }
+      return ports;
+    } finally {
+      for (ServerSocket socket : held) {
+        try {
+          socket.close();
+        } catch (IOException ignored) {
+          // nothing to do
+        }
+      }
+    }
+  }
+
+  private static void deleteRecursively(Path dir) {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> paths = Files.walk(dir)) {
+      for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
+        Files.delete(path);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot clean " + dir, e);
+    }
+  }
+}

@@ -1,0 +1,61 @@
+package raftkv.multijvm;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * Scenario 5: about ninety seconds of faults drawn at random from all kinds (kill a node or the
+ * leader, pause a node or the leader, isolate a node or the leader, a random majority/minority
+ * split), each held for a few seconds and then healed, under register and set load. The register
+ * history stays linearizable and no acknowledged add is lost.
+ */
+@ExtendWith(NodeLogsOnFailure.class)
+@Timeout(value = 7, unit = TimeUnit.MINUTES)
+class MixedFaultsIT {
+
+  private static final int NODES = 5;
+
+  /** The faults this scenario draws from. */
+  private enum Fault { KILL, KILL_LEADER, PAUSE, PAUSE_LEADER, ISOLATE, ISOLATE_LEADER, SPLIT }
+
+  @Test
+  void mixOfAllFaultsUnderRegisterAndSetLoad(TestInfo info) {
+    try (Scenario scenario = Scenario.start(info, NODES)) {
+      Cluster cluster = scenario.cluster();
+      Nemesis nemesis = scenario.nemesis();
+      scenario.run(scenario.registerClients().clients(4).duration(Duration.ofSeconds(95)));
+      scenario.run(scenario.setClients().clients(2).duration(Duration.ofSeconds(95)));
+      scenario.hold(2_000, 3_000);
+      scenario.repeatFor(Duration.ofSeconds(85), () -> {
+        Fault fault = scenario.pick(List.of(Fault.values()));
+        switch (fault) {
+          case KILL -> nemesis.kill(scenario.pick(cluster.nodes()));
+          case KILL_LEADER -> nemesis.killLeader();
+          case PAUSE -> nemesis.pause(scenario.pick(cluster.nodes()));
+          case PAUSE_LEADER -> nemesis.pauseLeader();
+          case ISOLATE -> nemesis.isolate(scenario.pick(cluster.nodes()));
+          case ISOLATE_LEADER -> nemesis.isolate(cluster.awaitLeader(Duration.ofSeconds(30)));
+          case SPLIT -> {
+            List<NodeProcess> nodes = new ArrayList<>(cluster.nodes());
+            Collections.shuffle(nodes, scenario.random());
+            int minority = 1 + scenario.random().nextInt(NODES / 2);
+            nemesis.partition(nodes.subList(0, minority), nodes.subList(minority, NODES));
+          }
+          default -> throw new IllegalStateException("unknown fault " + fault);
+        }
+        scenario.hold(2_000, 5_000);
+        nemesis.healAll();
+        scenario.hold(1_500, 3_000);
+      });
+      scenario.verify();
+    }
+  }
+}

@@ -1,0 +1,849 @@
+package raftkv.http;
+
+import akka.actor.testkit.typed.javadsl.ActorTestKit;
+import akka.http.javadsl.Http;
+import akka.http.javadsl.ServerBinding;
+import akka.http.javadsl.settings.ServerSettings;
+import akka.pattern.AskTimeoutException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
+import raftkv.client.ClusterStatus;
+import raftkv.client.Health;
+import raftkv.client.RaftKv;
+import raftkv.client.RaftKvException;
+import raftkv.kv.KvCommand;
+import raftkv.kv.KvLimits;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpRequest.BodyPublishers;
+import java.net.http.HttpResponse.BodyHandlers;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The HTTP endpoint against an in-memory node, over real sockets: every KV endpoint of API.md §3,
+ * status and health of §5, and each error of §6 with its status, code and body.
+ */
+class HttpApiTest {
+
+  /** The lines that reference.conf carries for the HTTP endpoint, and a short request timeout. */
+  private static final Config HTTP_CONFIG = ConfigFactory.parseString("""
+      akka.actor.provider = local
+      akka.http.server.request-timeout = 3s
+      akka.http.server.raw-request-uri-header = on
+      akka.http.server.parsing.error-handler = "raftkv.http.JsonParsingErrorHandler"
+      akka.http.server.parsing.max-uri-length = 8k
+      akka.http.server.parsing.ignore-illegal-header-for = ["if-match", "if-none-match"]
+      """);
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final int MIB = 1024 * 1024;
+
+  private static ActorTestKit testKit;
+  private static ServerBinding binding;
+  private static HttpClient client;
+  private static final FakeRaftKv kv = new FakeRaftKv();
+
+  @BeforeAll
+  static void start() throws Exception {
+    testKit = ActorTestKit.create("HttpApiTest", HTTP_CONFIG.withFallback(ConfigFactory.load()));
+    binding = HttpApi.create(testKit.system(), kv, KvLimits.defaults())
+        .bind("127.0.0.1", 0).toCompletableFuture().get(10, TimeUnit.SECONDS);
+    client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    binding.unbind().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    testKit.shutdownTestKit();
+  }
+
+  @BeforeEach
+  void freshNode() {
+    kv.reset();
+  }
+
+  // ---- GET and PUT of one key
+
+  @Test
+  void putThenGetReturnsTheRawValueWithItsRevisions() throws Exception {
+    Reply created = send("PUT", "/v1/kv/greeting", "hello".getBytes(StandardCharsets.UTF_8));
+    assertEquals(200, created.status);
+    assertEquals("application/json", created.contentType());
+    assertEquals(1, created.json().get("revision").asLong());
+    assertTrue(created.json().get("prevModRevision").isNull());
+    assertEquals("\"1\"", created.header("ETag"));
+
+    Reply updated = send("PUT", "/v1/kv/greeting", "hi".getBytes(StandardCharsets.UTF_8));
+    assertEquals(2, updated.json().get("revision").asLong());
+    assertEquals(1, updated.json().get("prevModRevision").asLong());
+
+    Reply read = send("GET", "/v1/kv/greeting", null);
+    assertEquals(200, read.status);
+    assertEquals("application/octet-stream", read.contentType());
+    assertEquals("hi", read.text());
+    assertEquals("\"2\"", read.header("ETag"));
+    assertEquals("1", read.header("X-Create-Revision"));
+    assertEquals("2", read.header("X-Mod-Revision"));
+    assertEquals("2", read.header("X-Version"));
+    assertEquals("2", read.header("X-Revision"));
+    assertEquals(RaftKv.Consistency.LINEARIZABLE, kv.lastConsistency());
+  }
+
+  @Test
+  void binaryValuesAndEmptyValuesComeBackByteForByte() throws Exception {
+    byte[] binary = {0, (byte) 0xff, (byte) 0xfe, 10, 13};
+    assertEquals(200, send("PUT", "/v1/kv/bin", binary).status);
+    assertArrayEquals(binary, send("GET", "/v1/kv/bin", null).body);
+    assertEquals(200, send("PUT", "/v1/kv/empty", new byte[0]).status);
+    Reply empty = send("GET", "/v1/kv/empty", null);
+    assertEquals(200, empty.status);
+    assertEquals(0, empty.body.length);
+  }
+
+  @Test
+  void anAbsentKeyIsNotFound() throws Exception {
+    Reply reply = send("GET", "/v1/kv/nothing-here", null);
+    assertError(reply, 404, "not_found");
+    assertEquals("0", reply.header("X-Revision"));
+  }
+
+  @Test
+  void serializableReadsAreAskedForWithTheQueryParameter() throws Exception {
+    send("PUT", "/v1/kv/k", "v".getBytes(StandardCharsets.UTF_8));
+    assertEquals(200, send("GET", "/v1/kv/k?consistency=serializable", null).status);
+    assertEquals(RaftKv.Consistency.SERIALIZABLE, kv.lastConsistency());
+    assertEquals(200, send("GET", "/v1/kv/k?consistency=linearizable", null).status);
+    assertEquals(RaftKv.Consistency.LINEARIZABLE, kv.lastConsistency());
+    assertError(send("GET", "/v1/kv/k?consistency=eventual", null), 400, "bad_request");
+    assertError(send("GET", "/v1/kv?consistency=SERIALIZABLE", null), 400, "bad_request");
+  }
+
+  // ---- keys in URLs (API.md §2)
+
+  @Test
+  void slashesInsideAKeyArePartOfTheKeyWhetherEncodedOrNot() throws Exception {
+    assertEquals(200, send("PUT", "/v1/kv/config/app/db", "pg".getBytes(StandardCharsets.UTF_8)).status);
+    assertEquals("pg", send("GET", "/v1/kv/config%2Fapp%2Fdb", null).text());
+    assertEquals(200, send("PUT", "/v1/kv/a%2Fb", "1".getBytes(StandardCharsets.UTF_8)).status);
+    assertEquals("1", send("GET", "/v1/kv/a/b", null).text());
+
+    JsonNode kvs = send("GET", "/v1/kv", null).json().get("kvs");
+    assertEquals("a/b", kvs.get(0).get("key").asText());
+    assertEquals("config/app/db", kvs.get(1).get("key").asText());
+  }
+
+  @Test
+  void unicodeKeysArePercentEncodedUtf8() throws Exception {
+    String key = "κλειδί/日本/🔑 x+y";
+    assertEquals(200, send("PUT", "/v1/kv/" + encode(key), "u".getBytes(StandardCharsets.UTF_8)).status);
+    assertEquals("u", send("GET", "/v1/kv/" + encode(key), null).text());
+    JsonNode kvs = send("GET", "/v1/kv?prefix=" + encode("κλειδί/"), null).json().get("kvs");
+    assertEquals(1, kvs.size());
+    assertEquals(key, kvs.get(0).get("key").asText());
+    // In the path, '+' is a plus sign; in the query it is a space, as in forms.
+    assertEquals(200, send("PUT", "/v1/kv/a+b", "p".getBytes(StandardCharsets.UTF_8)).status);
+    assertEquals("a+b", send("GET", "/v1/kv?prefix=a%2B", null).json().get("kvs").get(0).get("key").asText());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"/v1/kv/%FF", "/v1/kv/%C3%28", "/v1/kv/%ED%A0%80", "/v1/kv/%C0%AF", "/v1/kv?prefix=%FF"})
+  void percentEncodedBytesThatAreNotUtf8AreABadRequest(String path) throws Exception {
+    assertError(send("GET", path, null), 400, "bad_request");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"/v1/kv/%zz", "/v1/kv/abc%", "/v1/kv/%4", "/v1/kv?prefix=%zz"})
+  void malformedPercentEncodingIsAJsonBadRequest(String target) throws Exception {
+    Reply reply = raw("GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assertError(reply, 400, "bad_request");
+  }
+
+  @Test
+  void aRequestLineAkkaCannotParseIsAJsonBadRequest() throws Exception {
+    assertError(raw("GET /v1/kv/a b HTTP/1.1\r\nHost: localhost\r\n\r\n"), 400, "bad_request");
+    assertError(raw("GET /v1/kv/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: x\r\n\r\n"), 400, "bad_request");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"GET", "PUT", "DELETE"})
+  void anEmptyKeyIsABadRequest(String method) throws Exception {
+    assertError(send(method, "/v1/kv/", method.equals("PUT") ? new byte[] {1} : null), 400, "bad_request");
+  }
+
+  @Test
+  void aKeyOver1024BytesIsTooLarge() throws Exception {
+    String longest = "k".repeat(1024);
+    assertEquals(200, send("PUT", "/v1/kv/" + longest, new byte[] {1}).status);
+    assertEquals(200, send("GET", "/v1/kv/" + longest, null).status);
+    String tooLong = "k".repeat(1025);
+    assertError(send("PUT", "/v1/kv/" + tooLong, new byte[] {1}), 413, "too_large");
+    assertError(send("GET", "/v1/kv/" + tooLong, null), 413, "too_large");
+    assertError(send("DELETE", "/v1/kv/" + tooLong, null), 413, "too_large");
+    // 342 three-byte characters: 1026 bytes, a URI of over 3 KB.
+    assertError(send("GET", "/v1/kv/" + encode("€".repeat(342)), null), 413, "too_large");
+    // Over max-uri-length (8k): refused by Akka's parser, still as JSON.
+    assertError(raw("GET /v1/kv/" + "k".repeat(9000) + " HTTP/1.1\r\nHost: localhost\r\n\r\n"), 413, "too_large");
+  }
+
+  // ---- PUT bodies and preconditions
+
+  @Test
+  void aValueOfOneMibIsAcceptedAndOneByteMoreIsTooLarge() throws Exception {
+    byte[] largest = new byte[MIB];
+    Arrays.fill(largest, (byte) 'v');
+    assertEquals(200, send("PUT", "/v1/kv/big", largest).status);
+    assertEquals(MIB, send("GET", "/v1/kv/big", null).body.length);
+
+    Reply tooLarge = send("PUT", "/v1/kv/big", new byte[MIB + 1]);
+    assertError(tooLarge, 413, "too_large");
+    assertEquals("1", send("GET", "/v1/kv/big", null).header("X-Version"));
+  }
+
+  @Test
+  void aChunkedValueIsCutOffAtTheLimit() throws Exception {
+    byte[] tooLarge = new byte[MIB + 1];
+    HttpRequest request = HttpRequest.newBuilder(uri("/v1/kv/chunked"))
+        .PUT(BodyPublishers.ofInputStream(() -> new ByteArrayInputStream(tooLarge)))
+        .build();
+    Reply reply = Reply.of(client.send(request, BodyHandlers.ofByteArray()));
+    assertError(reply, 413, "too_large");
+    assertError(send("GET", "/v1/kv/chunked", null), 404, "not_found");
+
+    byte[] fits = "chunks".getBytes(StandardCharsets.UTF_8);
+    HttpRequest small = HttpRequest.newBuilder(uri("/v1/kv/chunked"))
+        .PUT(BodyPublishers.ofInputStream(() -> new ByteArrayInputStream(fits)))
+        .build();
+    assertEquals(200, client.send(small, BodyHandlers.ofByteArray()).statusCode());
+    assertEquals("chunks", send("GET", "/v1/kv/chunked", null).text());
+  }
+
+  @Test
+  void ifMatchIsACompareAndSet() throws Exception {
+    send("PUT", "/v1/kv/cas", "a".getBytes(StandardCharsets.UTF_8));
+    Reply swapped = send("PUT", "/v1/kv/cas", "b".getBytes(StandardCharsets.UTF_8), "If-Match", "\"1\"");
+    assertEquals(200, swapped.status);
+    assertEquals(2, swapped.json().get("revision").asLong());
+    assertEquals("\"2\"", swapped.header("ETag"));
+
+    Reply stale = send("PUT", "/v1/kv/cas", "c".getBytes(StandardCharsets.UTF_8), "If-Match", "\"1\"");
+    assertError(stale, 412, "precondition_failed");
+    assertEquals(2, stale.json().get("modRevision").asLong());
+    assertEquals("b", send("GET", "/v1/kv/cas", null).text());
+
+    assertEquals(200, send("PUT", "/v1/kv/cas", "d".getBytes(StandardCharsets.UTF_8), "If-Match", "2").status);
+    assertEquals(2L, ((KvCommand.Put) kv.lastWrite()).ifModRevision());
+
+    Reply absent = send("PUT", "/v1/kv/nope", "x".getBytes(StandardCharsets.UTF_8), "If-Match", "\"5\"");
+    assertError(absent, 412, "precondition_failed");
+    assertEquals(0, absent.json().get("modRevision").asLong());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"\"abc\"", "W/\"1\"", "\"\"", "\"-1\"", "-1", "*", "\"1\", \"2\"", "\"99999999999999999999\"", "1.5"})
+  void aMalformedIfMatchIsABadRequest(String ifMatch) throws Exception {
+    send("PUT", "/v1/kv/m", "a".getBytes(StandardCharsets.UTF_8));
+    assertError(send("PUT", "/v1/kv/m", "b".getBytes(StandardCharsets.UTF_8), "If-Match", ifMatch), 400, "bad_request");
+    assertError(send("DELETE", "/v1/kv/m", null, "If-Match", ifMatch), 400, "bad_request");
+    assertEquals("a", send("GET", "/v1/kv/m", null).text());
+  }
+
+  @Test
+  void anEmptyIfMatchIsABadRequest() throws Exception {
+    Reply reply = raw("PUT /v1/kv/m HTTP/1.1\r\nHost: localhost\r\nIf-Match:\r\nContent-Length: 1\r\n\r\nx");
+    assertError(reply, 400, "bad_request");
+  }
+
+  @Test
+  void ifNoneMatchStarCreatesOnly() throws Exception {
+    Reply created = send("PUT", "/v1/kv/once", "1".getBytes(StandardCharsets.UTF_8), "If-None-Match", "*");
+    assertEquals(200, created.status);
+    Reply again = send("PUT", "/v1/kv/once", "2".getBytes(StandardCharsets.UTF_8), "If-None-Match", "*");
+    assertError(again, 412, "precondition_failed");
+    assertEquals(1, again.json().get("modRevision").asLong());
+    assertEquals("1", send("GET", "/v1/kv/once", null).text());
+
+    assertError(send("PUT", "/v1/kv/once", "3".getBytes(StandardCharsets.UTF_8), "If-None-Match", "\"1\""), 400, "bad_request");
+    assertError(send("PUT", "/v1/kv/once", "3".getBytes(StandardCharsets.UTF_8), "If-None-Match", "*", "If-Match", "\"1\""),
+        400, "bad_request");
+  }
+
+  @Test
+  void aLeaseIsAttachedWithTheQueryParameter() throws Exception {
+    assertEquals(200, send("PUT", "/v1/kv/leased?lease=7", "v".getBytes(StandardCharsets.UTF_8)).status);
+    assertEquals(7, ((KvCommand.Put) kv.lastWrite()).lease());
+    for (String bad : List.of("0", "-3", "abc", "", "1e3", "99999999999999999999")) {
+      assertError(send("PUT", "/v1/kv/leased?lease=" + bad, "v".getBytes(StandardCharsets.UTF_8)), 400, "bad_request");
+    }
+  }
+
+  // ---- DELETE
+
+  @Test
+  void deleteRemovesOneKeyAndSaysHowMany() throws Exception {
+    send("PUT", "/v1/kv/gone", "v".getBytes(StandardCharsets.UTF_8));
+    Reply deleted = send("DELETE", "/v1/kv/gone", null);
+    assertEquals(200, deleted.status);
+    assertEquals(2, deleted.json().get("revision").asLong());
+    assertEquals(1, deleted.json().get("deleted").asLong());
+    assertError(send("GET", "/v1/kv/gone", null), 404, "not_found");
+
+    Reply nothing = send("DELETE", "/v1/kv/gone", null);
+    assertEquals(200, nothing.status);
+    assertEquals(2, nothing.json().get("revision").asLong());
+    assertEquals(0, nothing.json().get("deleted").asLong());
+  }
+
+  @Test
+  void deleteWithIfMatchDeletesOnlyThatRevision() throws Exception {
+    send("PUT", "/v1/kv/d", "v".getBytes(StandardCharsets.UTF_8));
+    send("PUT", "/v1/kv/d", "w".getBytes(StandardCharsets.UTF_8));
+    Reply stale = send("DELETE", "/v1/kv/d", null, "If-Match", "\"1\"");
+    assertError(stale, 412, "precondition_failed");
+    assertEquals(2, stale.json().get("modRevision").asLong());
+    assertEquals(1, send("DELETE", "/v1/kv/d", null, "If-Match", "\"2\"").json().get("deleted").asLong());
+    assertError(send("DELETE", "/v1/kv/d", null, "If-None-Match", "*"), 400, "bad_request");
+  }
+
+  @Test
+  void deleteWithPrefixRemovesEveryKeyUnderIt() throws Exception {
+    for (String key : List.of("app/a", "app/b", "app/c/d", "apple", "other")) {
+      send("PUT", "/v1/kv/" + key, "v".getBytes(StandardCharsets.UTF_8));
+    }
+    Reply deleted = send("DELETE", "/v1/kv/app/?prefix=true", null);
+    assertEquals(200, deleted.status);
+    assertEquals(3, deleted.json().get("deleted").asLong());
+    assertEquals(new KvCommand.Delete("app/", true, null), kv.lastWrite());
+    JsonNode kvs = send("GET", "/v1/kv", null).json().get("kvs");
+    assertEquals(List.of("apple", "other"), keys(kvs));
+
+    assertError(send("DELETE", "/v1/kv/app?prefix=true", null, "If-Match", "\"1\""), 400, "bad_request");
+    assertError(send("DELETE", "/v1/kv/app?prefix=yes", null), 400, "bad_request");
+    assertEquals(200, send("DELETE", "/v1/kv/apple?prefix=false", null).status);
+    assertEquals(List.of("other"), keys(send("GET", "/v1/kv", null).json().get("kvs")));
+  }
+
+  // ---- GET /v1/kv
+
+  @Test
+  void rangePagesThroughAPrefixInKeyOrder() throws Exception {
+    for (String key : List.of("p/e", "p/a", "p/d", "p/b", "p/c", "q", "o")) {
+      send("PUT", "/v1/kv/" + key, key.getBytes(StandardCharsets.UTF_8));
+    }
+    JsonNode first = send("GET", "/v1/kv?prefix=p/&limit=2", null).json();
+    assertEquals(7, first.get("revision").asLong());
+    assertEquals(List.of("p/a", "p/b"), keys(first.get("kvs")));
+    assertTrue(first.get("more").asBoolean());
+    JsonNode entry = first.get("kvs").get(0);
+    assertEquals("p/a", entry.get("value").asText());
+    assertEquals(2, entry.get("createRevision").asLong());
+    assertEquals(2, entry.get("modRevision").asLong());
+    assertEquals(1, entry.get("version").asLong());
+    assertFalse(entry.has("valueBase64"));
+
+    JsonNode second = send("GET", "/v1/kv?prefix=p%2F&limit=2&after=p%2Fb", null).json();
+    assertEquals(List.of("p/c", "p/d"), keys(second.get("kvs")));
+    assertTrue(second.get("more").asBoolean());
+    JsonNode last = send("GET", "/v1/kv?prefix=p/&limit=2&after=p/d", null).json();
+    assertEquals(List.of("p/e"), keys(last.get("kvs")));
+    assertFalse(last.get("more").asBoolean());
+
+    JsonNode all = send("GET", "/v1/kv", null).json();
+    assertEquals(List.of("o", "p/a", "p/b", "p/c", "p/d", "p/e", "q"), keys(all.get("kvs")));
+    assertFalse(all.get("more").asBoolean());
+    assertEquals(List.of("p/a", "p/b", "p/c", "p/d", "p/e"),
+        keys(send("GET", "/v1/kv?prefix=p/&limit=0", null).json().get("kvs")));
+    assertEquals(0, send("GET", "/v1/kv?prefix=zzz", null).json().get("kvs").size());
+  }
+
+  @Test
+  void rangeGivesValuesThatAreNotUtf8AsBase64() throws Exception {
+    send("PUT", "/v1/kv/b/bin", new byte[] {(byte) 0xff, 0});
+    send("PUT", "/v1/kv/b/overlong", new byte[] {(byte) 0xc0, (byte) 0xaf});
+    send("PUT", "/v1/kv/b/text", "żółw \"q\"\n".getBytes(StandardCharsets.UTF_8));
+    JsonNode kvs = send("GET", "/v1/kv?prefix=b/", null).json().get("kvs");
+    assertEquals("/wA=", kvs.get(0).get("valueBase64").asText());
+    assertFalse(kvs.get(0).has("value"));
+    assertEquals("wK8=", kvs.get(1).get("valueBase64").asText());
+    assertEquals("żółw \"q\"\n", kvs.get(2).get("value").asText());
+    assertFalse(kvs.get(2).has("valueBase64"));
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"-1", "abc", "2147483648", "", "1.0"})
+  void aMalformedLimitIsABadRequest(String limit) throws Exception {
+    assertError(send("GET", "/v1/kv?limit=" + limit, null), 400, "bad_request");
+  }
+
+  @Test
+  void aPrefixOver1024BytesIsTooLarge() throws Exception {
+    assertError(send("GET", "/v1/kv?prefix=" + "p".repeat(1025), null), 413, "too_large");
+  }
+
+  // ---- POST /v1/txn
+
+  @Test
+  void aTransactionWhoseComparesHoldRunsItsSuccessBranch() throws Exception {
+    send("PUT", "/v1/kv/t/old", "x".getBytes(StandardCharsets.UTF_8));
+    Reply reply = send("POST", "/v1/txn", """
+        {"compare":[{"key":"t/new","target":"version","op":"=","value":0},
+                    {"key":"t/old","target":"value","op":"=","value":"x"},
+                    {"key":"t/old","target":"modRevision","op":"<","value":2}],
+         "success":[{"put":{"key":"t/new","value":"fresh"}},
+                    {"get":{"key":"t/old"}},
+                    {"delete":{"key":"t/old"}},
+                    {"get":{"key":"t/missing"}},
+                    {"put":{"key":"t/new","valueBase64":"/wA=","lease":9}}],
+         "failure":[{"put":{"key":"t/failed","value":"no"}}]}
+        """.getBytes(StandardCharsets.UTF_8));
+    assertEquals(200, reply.status);
+    assertEquals("application/json", reply.contentType());
+    JsonNode body = reply.json();
+    assertTrue(body.get("succeeded").asBoolean());
+    assertEquals(2, body.get("revision").asLong());
+    JsonNode results = body.get("results");
+    assertEquals(5, results.size());
+    assertEquals(2, results.get(0).get("put").get("revision").asLong());
+    assertTrue(results.get(0).get("put").get("prevModRevision").isNull());
+    JsonNode got = results.get(1).get("get").get("kv");
+    assertEquals("t/old", got.get("key").asText());
+    assertEquals("x", got.get("value").asText());
+    assertEquals(1, got.get("modRevision").asLong());
+    assertEquals(1, results.get(2).get("delete").get("deleted").asLong());
+    assertEquals(2, results.get(2).get("delete").get("revision").asLong());
+    assertTrue(results.get(3).get("get").get("kv").isNull());
+    assertEquals(2, results.get(4).get("put").get("prevModRevision").asLong());
+
+    assertArrayEquals(new byte[] {(byte) 0xff, 0}, send("GET", "/v1/kv/t/new", null).body);
+    assertError(send("GET", "/v1/kv/t/old", null), 404, "not_found");
+    assertError(send("GET", "/v1/kv/t/failed", null), 404, "not_found");
+  }
+
+  @Test
+  void aTransactionWhoseCompareFailsRunsItsFailureBranch() throws Exception {
+    send("PUT", "/v1/kv/f", new byte[] {(byte) 0xff});
+    Reply reply = send("POST", "/v1/txn", """
+        {"compare":[{"key":"f","target":"value","op":"=","valueBase64":"/w=="},
+                    {"key":"absent","target":"value","op":"!=","value":null}],
+         "success":[{"put":{"key":"s","value":"yes"}}],
+         "failure":[{"get":{"key":"f"}},{"delete":{"key":"f","prefix":true}}]}
+        """.getBytes(StandardCharsets.UTF_8));
+    JsonNode body = reply.json();
+    assertEquals(200, reply.status);
+    assertFalse(body.get("succeeded").asBoolean());
+    assertEquals("/w==", body.get("results").get(0).get("get").get("kv").get("valueBase64").asText());
+    assertEquals(1, body.get("results").get(1).get("delete").get("deleted").asLong());
+    assertError(send("GET", "/v1/kv/s", null), 404, "not_found");
+  }
+
+  @Test
+  void anEmptyTransactionSucceedsAndChangesNothing() throws Exception {
+    for (String body : List.of("{}", "{\"compare\":[],\"success\":[],\"failure\":null}")) {
+      Reply reply = send("POST", "/v1/txn", body.getBytes(StandardCharsets.UTF_8));
+      assertEquals(200, reply.status);
+      assertTrue(reply.json().get("succeeded").asBoolean());
+      assertEquals(0, reply.json().get("revision").asLong());
+      assertEquals(0, reply.json().get("results").size());
+    }
+  }
+
+  static Stream<Arguments> malformedTransactions() {
+    return Stream.of(
+        Arguments.of("", "empty"),
+        Arguments.of("{\"compare\":[}", "not valid JSON"),
+        Arguments.of("not json", "not valid JSON"),
+        Arguments.of("{} {}", "not valid JSON"),
+        Arguments.of("{\"success\":[],\"success\":[]}", "not valid JSON"),
+        Arguments.of("[]", "must be a JSON object"),
+        Arguments.of("{\"sucess\":[]}", "unknown field \"sucess\""),
+        Arguments.of("{\"compare\":{}}", "compare must be an array"),
+        Arguments.of("{\"success\":\"put\"}", "success must be an array"),
+        Arguments.of("{\"compare\":[7]}", "compare[0] must be a JSON object"),
+        Arguments.of("{\"compare\":[{\"target\":\"version\",\"op\":\"=\",\"value\":1}]}", "compare[0].key is missing"),
+        Arguments.of("{\"compare\":[{\"key\":1,\"target\":\"version\",\"op\":\"=\",\"value\":1}]}", "compare[0].key must be a string"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"op\":\"=\",\"value\":1}]}", "compare[0].target is missing"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"size\",\"op\":\"=\",\"value\":1}]}", "compare[0].target is \"size\""),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"version\",\"op\":\"==\",\"value\":1}]}", "compare[0].op is \"==\""),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"version\",\"value\":1}]}", "compare[0].op is missing"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"version\",\"op\":\"=\"}]}", "compare[0].value is missing"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"version\",\"op\":\"=\",\"value\":\"1\"}]}", "must be an integer"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"modRevision\",\"op\":\"=\",\"value\":1.5}]}", "must be an integer"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"lease\",\"op\":\"=\",\"valueBase64\":\"AA==\"}]}", "not valueBase64"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"value\",\"op\":\"=\",\"value\":1}]}", "compare[0].value must be a string"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"value\",\"op\":\"=\"}]}", "exactly one of value and valueBase64"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"value\",\"op\":\"=\",\"value\":\"a\",\"valueBase64\":\"AA==\"}]}",
+            "exactly one of value and valueBase64"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"value\",\"op\":\"=\",\"valueBase64\":\"***\"}]}", "not valid base64"),
+        Arguments.of("{\"compare\":[{\"key\":\"k\",\"target\":\"value\",\"op\":\"=\",\"value\":\"a\",\"extra\":1}]}", "unknown field \"extra\""),
+        Arguments.of("{\"success\":[{}]}", "success[0] must be an object with exactly one of put, get, delete"),
+        Arguments.of("{\"success\":[{\"put\":{\"key\":\"a\",\"value\":\"b\"},\"get\":{\"key\":\"a\"}}]}", "exactly one of put, get, delete"),
+        Arguments.of("{\"failure\":[{\"range\":{\"key\":\"a\"}}]}", "failure[0] has the unknown operation \"range\""),
+        Arguments.of("{\"success\":[{\"put\":[]}]}", "success[0].put must be a JSON object"),
+        Arguments.of("{\"success\":[{\"put\":{\"key\":\"a\"}}]}", "success[0].put needs exactly one of value and valueBase64"),
+        Arguments.of("{\"success\":[{\"put\":{\"key\":\"a\",\"value\":null}}]}", "success[0].put.value must be a string, not null"),
+        Arguments.of("{\"success\":[{\"put\":{\"key\":\"a\",\"value\":5}}]}", "success[0].put.value must be a string"),
+        Arguments.of("{\"success\":[{\"put\":{\"key\":\"a\",\"value\":\"\\ud800\"}}]}", "unpaired surrogate"),
+        Arguments.of("{\"success\":[{\"put\":{\"key\":\"a\",\"value\":\"b\",\"lease\":-1}}]}", "success[0].put.lease"),
+        Arguments.of("{\"success\":[{\"put\":{\"key\":\"a\",\"value\":\"b\",\"lease\":\"7\"}}]}", "success[0].put.lease"),
+        Arguments.of("{\"success\":[{\"put\":{\"key\":\"\",\"value\":\"b\"}}]}", "empty"),
+        Arguments.of("{\"success\":[{\"get\":{\"key\":\"a\",\"prefix\":true}}]}", "success[0].get has the unknown field \"prefix\""),
+        Arguments.of("{\"success\":[{\"get\":{}}]}", "success[0].get.key is missing"),
+        Arguments.of("{\"success\":[{\"delete\":{\"key\":\"a\",\"prefix\":\"yes\"}}]}", "success[0].delete.prefix must be true or false"),
+        Arguments.of("{\"success\":[{\"delete\":{\"key\":\"\\udc00\"}}]}", "not valid Unicode"));
+  }
+
+  @ParameterizedTest
+  @MethodSource("malformedTransactions")
+  void aMalformedTransactionIsABadRequestThatNamesTheProblem(String body, String problem) throws Exception {
+    Reply reply = send("POST", "/v1/txn", body.getBytes(StandardCharsets.UTF_8));
+    assertError(reply, 400, "bad_request");
+    String message = reply.json().get("message").asText();
+    assertTrue(message.contains(problem), () -> "\"" + message + "\" should mention " + problem);
+    assertEquals(null, kv.lastWrite());
+  }
+
+  @Test
+  void aTransactionOverTheLimitsIsTooLarge() throws Exception {
+    String longKey = "k".repeat(1025);
+    assertError(send("POST", "/v1/txn", ("{\"success\":[{\"get\":{\"key\":\"" + longKey + "\"}}]}")
+        .getBytes(StandardCharsets.UTF_8)), 413, "too_large");
+    String bigValue = "v".repeat(MIB + 1);
+    assertError(send("POST", "/v1/txn", ("{\"success\":[{\"put\":{\"key\":\"k\",\"value\":\"" + bigValue + "\"}}]}")
+        .getBytes(StandardCharsets.UTF_8)), 413, "too_large");
+    assertEquals(null, kv.lastWrite());
+  }
+
+  @Test
+  void theRouteDecodesKeysWithoutTheRawRequestUriHeaderToo() throws Exception {
+    ServerBinding plain = Http.get(testKit.system()).newServerAt("127.0.0.1", 0)
+        .withSettings(ServerSettings.create(testKit.system().classicSystem()).withRawRequestUriHeader(false))
+        .bind(HttpApi.create(testKit.system(), kv, KvLimits.defaults()).route())
+        .toCompletableFuture().get(10, TimeUnit.SECONDS);
+    try {
+      String key = "dir/κ +%";
+      assertEquals(200, send(plain, "PUT", "/v1/kv/dir%2F%CE%BA%20+%25", "v".getBytes(StandardCharsets.UTF_8)).status);
+      assertEquals("v", send("GET", "/v1/kv/" + encode(key), null).text());
+      assertEquals(List.of(key), keys(send(plain, "GET", "/v1/kv?prefix=dir%2F%CE%BA+", null).json().get("kvs")));
+      assertError(send(plain, "GET", "/v1/kv/", null), 400, "bad_request");
+      assertError(send(plain, "GET", "/v1/kv/x?consistency=strong", null), 400, "bad_request");
+    } finally {
+      plain.unbind().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+  }
+
+  // ---- routes, methods
+
+  @ParameterizedTest
+  @ValueSource(strings = {"/", "/v2/kv/a", "/v1", "/v1/kvx", "/v1/kvx/a", "/v1/txn/", "/v1/cluster", "/v1/cluster/status/x", "/healthz"})
+  void anUnknownPathIsNotFound(String path) throws Exception {
+    assertError(send("GET", path, null), 404, "not_found");
+  }
+
+  @Test
+  void aWrongMethodIsNotAllowed() throws Exception {
+    Reply onKey = send("POST", "/v1/kv/a", new byte[] {1});
+    assertError(onKey, 405, "method_not_allowed");
+    assertEquals(List.of("DELETE", "GET", "PUT"), allowed(onKey));
+    Reply onTxn = send("GET", "/v1/txn", null);
+    assertError(onTxn, 405, "method_not_allowed");
+    assertEquals(List.of("POST"), allowed(onTxn));
+    assertError(send("PUT", "/v1/kv", new byte[] {1}), 405, "method_not_allowed");
+    assertError(send("DELETE", "/health", null), 405, "method_not_allowed");
+    assertError(send("POST", "/v1/cluster/status", new byte[0]), 405, "method_not_allowed");
+  }
+
+  // ---- failures of the node
+
+  @Test
+  void anUnavailableNodeIs503WithRetryAfter() throws Exception {
+    kv.failWith(new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "no leader is known"), false);
+    Reply read = send("GET", "/v1/kv/a", null);
+    assertError(read, 503, "unavailable");
+    assertEquals("1", read.header("Retry-After"));
+    assertEquals("no leader is known", read.json().get("message").asText());
+    Reply write = send("PUT", "/v1/kv/a", new byte[] {1});
+    assertError(write, 503, "unavailable");
+    assertEquals("1", write.header("Retry-After"));
+    assertError(send("POST", "/v1/txn", "{}".getBytes(StandardCharsets.UTF_8)), 503, "unavailable");
+    assertError(send("GET", "/v1/kv", null), 503, "unavailable");
+
+    kv.failWith(new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "no leader is known"), true);
+    Reply thrown = send("DELETE", "/v1/kv/a", null);
+    assertError(thrown, 503, "unavailable");
+    assertEquals("1", thrown.header("Retry-After"));
+  }
+
+  @Test
+  void aTimedOutWriteIs504() throws Exception {
+    kv.failWith(new RaftKvException(RaftKvException.Kind.TIMEOUT, "not committed in time"), false);
+    assertError(send("PUT", "/v1/kv/a", new byte[] {1}), 504, "timeout");
+    assertError(send("DELETE", "/v1/kv/a", null), 504, "timeout");
+    assertError(send("POST", "/v1/txn", "{}".getBytes(StandardCharsets.UTF_8)), 504, "timeout");
+  }
+
+  @Test
+  void anAskTimeoutIs504ForWritesAnd503ForReads() throws Exception {
+    kv.failWith(new AskTimeoutException("no answer"), false);
+    Reply write = send("PUT", "/v1/kv/a", new byte[] {1});
+    assertError(write, 504, "timeout");
+    assertEquals(null, write.header("Retry-After"));
+    Reply read = send("GET", "/v1/kv/a", null);
+    assertError(read, 503, "unavailable");
+    assertEquals("1", read.header("Retry-After"));
+    assertError(send("GET", "/v1/kv?prefix=a", null), 503, "unavailable");
+  }
+
+  @Test
+  void aBadRequestOrTooLargeFromTheNodeKeepsItsKind() throws Exception {
+    kv.failWith(new RaftKvException(RaftKvException.Kind.BAD_REQUEST, "odd"), false);
+    assertError(send("PUT", "/v1/kv/a", new byte[] {1}), 400, "bad_request");
+    kv.failWith(new RaftKvException(RaftKvException.Kind.TOO_LARGE, "huge"), false);
+    assertError(send("PUT", "/v1/kv/a", new byte[] {1}), 413, "too_large");
+  }
+
+  @Test
+  void anUnexpectedFailureIsAnInternalError() throws Exception {
+    kv.failWith(new IllegalStateException("bug in the node"), false);
+    Reply reply = send("GET", "/v1/kv/a", null);
+    assertError(reply, 500, "internal");
+    assertFalse(reply.json().get("message").asText().contains("bug"));
+    kv.failWith(new IllegalStateException("bug in the node"), true);
+    assertError(send("PUT", "/v1/kv/a", new byte[] {1}), 500, "internal");
+  }
+
+  @Test
+  void aRequestTheNodeNeverAnswersTimesOutAsJson() throws Exception {
+    kv.hang();
+    Reply read = send("GET", "/v1/kv/a", null);
+    assertError(read, 503, "unavailable");
+    assertEquals("1", read.header("Retry-After"));
+    assertEquals("close", read.header("Connection"));
+    Reply write = send("PUT", "/v1/kv/a", new byte[] {1});
+    assertError(write, 504, "timeout");
+    assertEquals("close", write.header("Connection"));
+  }
+
+  @Test
+  void aTooLargeValueIsRefusedBeforeTheClientSendsIt() throws Exception {
+    Reply reply = raw("PUT /v1/kv/big HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+        + "Content-Length: " + (2 * MIB) + "\r\n\r\n");
+    assertError(reply, 413, "too_large");
+  }
+
+  // ---- cluster status and health (API.md §5)
+
+  @Test
+  void clusterStatusHasTheFieldsOfTheContract() throws Exception {
+    kv.answer(new ClusterStatus("n1", "leader", 3, "n1", 40, 39, 41, 10, 17, List.of(
+            new ClusterStatus.Member("n1", "127.0.0.1:2552", "127.0.0.1:8080", true, 41L, 0L),
+            new ClusterStatus.Member("n2", "127.0.0.1:2553", "127.0.0.1:8081", false, null, null))),
+        new Health(true, null, "n1", 40, 39));
+    Reply reply = send("GET", "/v1/cluster/status", null);
+    assertEquals(200, reply.status);
+    assertEquals("application/json", reply.contentType());
+    JsonNode status = reply.json();
+    assertEquals(List.of("id", "role", "term", "leaderId", "commitIndex", "appliedIndex", "lastLogIndex",
+        "snapshotIndex", "revision", "members"), fieldNames(status));
+    assertEquals("leader", status.get("role").asText());
+    assertEquals(3, status.get("term").asLong());
+    assertEquals(41, status.get("lastLogIndex").asLong());
+    assertEquals(17, status.get("revision").asLong());
+    JsonNode leader = status.get("members").get(0);
+    assertEquals(List.of("id", "address", "httpAddress", "voter", "matchIndex", "lastContactMillis"), fieldNames(leader));
+    assertEquals(41, leader.get("matchIndex").asLong());
+    JsonNode learner = status.get("members").get(1);
+    assertEquals(List.of("id", "address", "httpAddress", "voter"), fieldNames(learner));
+    assertFalse(learner.get("voter").asBoolean());
+  }
+
+  @Test
+  void clusterStatusWithoutAnAnswerIs503() throws Exception {
+    kv.failWith(new AskTimeoutException("no answer"), false);
+    Reply reply = send("GET", "/v1/cluster/status", null);
+    assertError(reply, 503, "unavailable");
+    assertEquals("1", reply.header("Retry-After"));
+    kv.failWith(new RaftKvException(RaftKvException.Kind.TIMEOUT, "slow"), false);
+    assertError(send("GET", "/v1/cluster/status", null), 503, "unavailable");
+  }
+
+  @Test
+  void healthIs200WhenHealthyAnd503WithTheReasonOtherwise() throws Exception {
+    Reply healthy = send("GET", "/health", null);
+    assertEquals(200, healthy.status);
+    assertTrue(healthy.json().get("healthy").asBoolean());
+    assertEquals("n1", healthy.json().get("leaderId").asText());
+
+    kv.answer(new ClusterStatus("n1", "follower", 1, null, 0, 0, 0, 0, 0, List.of()),
+        new Health(false, "no leader is known", null, 5, 3));
+    Reply sick = send("GET", "/health", null);
+    assertEquals(503, sick.status);
+    assertEquals("application/json", sick.contentType());
+    assertEquals("1", sick.header("Retry-After"));
+    assertFalse(sick.json().get("healthy").asBoolean());
+    assertEquals("no leader is known", sick.json().get("reason").asText());
+    assertTrue(sick.json().get("leaderId").isNull());
+    assertEquals(5, sick.json().get("commitIndex").asLong());
+    assertEquals(3, sick.json().get("appliedIndex").asLong());
+    assertTrue(send("GET", "/v1/cluster/status", null).json().get("leaderId").isNull());
+
+    kv.failWith(new AskTimeoutException("no answer"), false);
+    assertError(send("GET", "/health", null), 503, "unavailable");
+  }
+
+  // ---- plumbing
+
+  /** One answer, whatever client produced it. */
+  private record Reply(int status, Map<String, List<String>> headers, byte[] body) {
+
+    static Reply of(java.net.http.HttpResponse<byte[]> response) {
+      Map<String, List<String>> headers = new HashMap<>();
+      response.headers().map().forEach((name, values) -> headers.put(name.toLowerCase(Locale.ROOT), values));
+      return new Reply(response.statusCode(), headers, response.body());
+    }
+
+    String header(String name) {
+      List<String> values = headers.get(name.toLowerCase(Locale.ROOT));
+      return values == null || values.isEmpty() ? null : values.get(0);
+    }
+
+    String contentType() {
+      return header("Content-Type");
+    }
+
+    String text() {
+      return new String(body, StandardCharsets.UTF_8);
+    }
+
+    JsonNode json() throws IOException {
+      return JSON.readTree(body);
+    }
+  }
+
+  private static URI uri(String pathAndQuery) {
+    return uri(binding, pathAndQuery);
+  }
+
+  private static URI uri(ServerBinding server, String pathAndQuery) {
+    return URI.create("http://127.0.0.1:" + server.localAddress().getPort() + pathAndQuery);
+  }
+
+  /** Sends a request; {@code headers} are name, value pairs. */
+  private static Reply send(String method, String pathAndQuery, byte[] body, String... headers) throws Exception {
+    return send(binding, method, pathAndQuery, body, headers);
+  }
+
+  private static Reply send(ServerBinding server, String method, String pathAndQuery, byte[] body, String... headers)
+      throws Exception {
+    HttpRequest.Builder request = HttpRequest.newBuilder(uri(server, pathAndQuery))
+        .timeout(Duration.ofSeconds(10))
+        .method(method, body == null ? BodyPublishers.noBody() : BodyPublishers.ofByteArray(body));
+    for (int i = 0; i < headers.length; i += 2) {
+      request.header(headers[i], headers[i + 1]);
+    }
+    return Reply.of(client.send(request.build(), BodyHandlers.ofByteArray()));
+  }
+
+  /** Writes {@code request} to a fresh socket as is, for what the JDK client refuses to send. */
+  private static Reply raw(String request) throws IOException {
+    try (Socket socket = new Socket("127.0.0.1", binding.localAddress().getPort())) {
+      socket.setSoTimeout(10_000);
+      OutputStream out = socket.getOutputStream();
+      out.write(request.getBytes(StandardCharsets.ISO_8859_1));
+      out.flush();
+      InputStream in = socket.getInputStream();
+      ByteArrayOutputStream head = new ByteArrayOutputStream();
+      while (!head.toString(StandardCharsets.ISO_8859_1).endsWith("\r\n\r\n")) {
+        int b = in.read();
+        if (b < 0) {
+          throw new IOException("the server closed the connection before the end of the headers: " + head);
+        }
+        head.write(b);
+      }
+      String[] lines = head.toString(StandardCharsets.ISO_8859_1).split("\r\n");
+      int status = Integer.parseInt(lines[0].split(" ")[1]);
+      Map<String, List<String>> headers = new HashMap<>();
+      for (int i = 1; i < lines.length; i++) {
+        int colon = lines[i].indexOf(':');
+        headers.computeIfAbsent(lines[i].substring(0, colon).trim().toLowerCase(Locale.ROOT), k -> new ArrayList<>())
+            .add(lines[i].substring(colon + 1).trim());
+      }
+      int length = Integer.parseInt(headers.get("content-length").get(0));
+      return new Reply(status, headers, in.readNBytes(length));
+    }
+  }
+
+  private static void assertError(Reply reply, int status, String code) throws IOException {
+    assertEquals(status, reply.status, () -> "status of a reply with body " + reply.text());
+    assertEquals("application/json", reply.contentType(), "Content-Type");
+    JsonNode body = reply.json();
+    assertEquals(code, body.path("error").asText(), () -> "error code in " + reply.text());
+    assertTrue(body.path("message").isTextual() && !body.path("message").asText().isBlank(),
+        () -> "message in " + reply.text());
+  }
+
+  /** Percent-encodes every byte of the UTF-8 key except unreserved characters and '/'. */
+  private static String encode(String key) {
+    StringBuilder encoded = new StringBuilder();
+    for (byte b : key.getBytes(StandardCharsets.UTF_8)) {
+      char c = (char) (b & 0xff);
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || "-._~/".indexOf(c) >= 0) {
+        encoded.append(c);
+      } else {
+        encoded.append('%').append(String.format("%02X", b & 0xff));
+      }
+    }
+    return encoded.toString();
+  }
+
+  private static List<String> keys(JsonNode kvs) {
+    List<String> keys = new ArrayList<>();
+    kvs.forEach(kv -> keys.add(kv.get("key").asText()));
+    return keys;
+  }
+
+  private static List<String> fieldNames(JsonNode node) {
+    List<String> names = new ArrayList<>();
+    node.fieldNames().forEachRemaining(names::add);
+    return names;
+  }
+
+  private static List<String> allowed(Reply reply) {
+    List<String> methods = new ArrayList<>();
+    for (String method : reply.header("Allow").split(",")) {
+      methods.add(method.trim());
+    }
+    methods.sort(null);
+    return methods;
+  }
+}
