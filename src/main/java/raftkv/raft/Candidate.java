@@ -6,18 +6,37 @@ import akka.actor.typed.Behavior;
 import java.util.HashSet;
 import java.util.Set;
 
-/** The candidate role (§5.2): a new term, a vote for itself, durable before it asks anyone. */
+/**
+ * The candidate role (§5.2), in two phases. First a pre-vote (§9.6 of the dissertation): ask
+ * whether a majority would vote for this node in the next term, changing no term. Then, with that
+ * majority, the election proper: a new term and a vote for itself, durable before it asks anyone.
+ */
 final class Candidate extends Role {
   private final Set<String> votes = new HashSet<>();
+  private final boolean preVote;
 
-  Candidate(RaftState state) {
+  Candidate(RaftState state, boolean preVote) {
     super(state);
+    this.preVote = preVote;
   }
 
   @Override
   Behavior<RaftNode.Command> start() {
     s.role = "candidate";
+    s.leaderId = null;
     s.timers.cancel(RaftNode.Tick.HEARTBEAT);
+    if (preVote) {
+      votes.add(s.self.id());
+      if (votes.size() >= s.quorumSize()) {
+        return new Candidate(s, false).start();
+      }
+      resetElectionTimer();
+      RaftNode.PreVote pv = new RaftNode.PreVote(s.currentTerm + 1, s.self.id(), s.log.lastIndex(), s.log.lastTerm());
+      for (ActorRef<RaftNode.Command> peer : s.peerRefs.values()) {
+        peer.tell(pv);
+      }
+      return behavior();
+    }
     s.advanceTerm(s.currentTerm + 1);
     s.castVote(s.self.id());
     votes.add(s.self.id());
@@ -34,8 +53,22 @@ final class Candidate extends Role {
 
   @Override
   protected Behavior<RaftNode.Command> handle(RaftNode.Command message) {
-    if (message instanceof RaftNode.VoteReply v) {
-      if (v.term() == s.currentTerm && v.granted() && s.peerRefs.containsKey(v.voterId())) {
+    if (message instanceof RaftNode.PreVoteReply r) {
+      if (!preVote || r.nextTerm() != s.currentTerm + 1 || !s.peerRefs.containsKey(r.voterId())) {
+        return null;
+      }
+      if (r.granted()) {
+        votes.add(r.voterId());
+        if (votes.size() >= s.quorumSize()) {
+          s.ctx.getLog().info("{} won a pre-vote for term {}: starting an election", s.self.id(), s.currentTerm + 1);
+          return new Candidate(s, false).start();
+        }
+      } else if (r.term() > s.currentTerm) {
+        s.advanceTerm(r.term()); // this node fell behind: catch up, and wait to hear from a leader
+        return new Follower(s, null).start();
+      }
+    } else if (message instanceof RaftNode.VoteReply v) {
+      if (!preVote && v.term() == s.currentTerm && v.granted() && s.peerRefs.containsKey(v.voterId())) {
         votes.add(v.voterId());
         if (votes.size() >= s.quorumSize()) {
           return new Leader(s).start();
@@ -50,14 +83,18 @@ final class Candidate extends Role {
     } else if (message instanceof RaftNode.AppendEntries ae) {
       ActorRef<RaftNode.Command> to = s.peerRefs.get(ae.leaderId());
       if (to != null) { // an older term: tell the sender about ours
-        s.send(to, new RaftNode.AppendReply(s.currentTerm, s.self.id(), s.self.httpAddress(), false, 0,
+        s.send(to, new RaftNode.AppendReply(s.currentTerm, ae.term(), s.self.id(), s.self.httpAddress(), false, 0,
             ae.prevLogIndex(), 0, -1, ae.seq()));
       }
     } else if (message instanceof RaftNode.RequestVote rv) {
-      onRequestVote(rv); // same term: we voted for ourselves, so this is a refusal
+      onRequestVote(rv); // same term: granted only by a pre-candidate that has not voted in it
+      if (preVote && rv.candidateId().equals(s.votedFor)) {
+        return new Follower(s, null).start();
+      }
     } else if (message == RaftNode.Tick.ELECTION_TIMEOUT) {
-      s.ctx.getLog().info("{} won no majority in term {}: trying again", s.self.id(), s.currentTerm);
-      return new Candidate(s).start();
+      s.ctx.getLog().info("{} won no majority {} term {}: trying again", s.self.id(),
+          preVote ? "of pre-votes for" : "in", preVote ? s.currentTerm + 1 : s.currentTerm);
+      return new Candidate(s, true).start();
     } else if (message instanceof RaftNode.Propose || message instanceof RaftNode.Read) {
       forwardOrReject(message);
     }

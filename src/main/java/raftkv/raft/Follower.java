@@ -39,8 +39,8 @@ final class Follower extends Role {
         resetElectionTimer();
       }
     } else if (message == RaftNode.Tick.ELECTION_TIMEOUT) {
-      s.ctx.getLog().info("{} heard from no leader in term {}: starting an election", s.self.id(), s.currentTerm);
-      return new Candidate(s).start();
+      s.ctx.getLog().info("{} heard from no leader in term {}: asking for pre-votes", s.self.id(), s.currentTerm);
+      return new Candidate(s, true).start();
     } else if (message instanceof RaftNode.Propose || message instanceof RaftNode.Read) {
       forwardOrReject(message);
     }
@@ -87,8 +87,8 @@ final class Follower extends Role {
       s.commitIndex = newCommit;
       s.applyCommitted();
     }
-    RaftNode.AppendReply ok = new RaftNode.AppendReply(s.currentTerm, s.self.id(), s.self.httpAddress(), true,
-        lastNew, prev, 0, 0, ae.seq());
+    RaftNode.AppendReply ok = new RaftNode.AppendReply(s.currentTerm, ae.term(), s.self.id(), s.self.httpAddress(),
+        true, lastNew, prev, 0, 0, ae.seq());
     if (s.durableIndex >= lastNew) {
       s.send(leader, ok);
     } else {
@@ -97,7 +97,7 @@ final class Follower extends Role {
   }
 
   private RaftNode.AppendReply reject(RaftNode.AppendEntries ae, long conflictIndex, long conflictTerm) {
-    return new RaftNode.AppendReply(s.currentTerm, s.self.id(), s.self.httpAddress(), false, 0,
+    return new RaftNode.AppendReply(s.currentTerm, ae.term(), s.self.id(), s.self.httpAddress(), false, 0,
         ae.prevLogIndex(), conflictIndex, conflictTerm, ae.seq());
   }
 }

@@ -65,7 +65,7 @@ final class Leader extends Role {
     s.ctx.getLog().info("{} is leader of term {} (log up to {}, commit {})",
         s.self.id(), s.currentTerm, s.log.lastIndex(), s.commitIndex);
     s.timers.startTimerWithFixedDelay(RaftNode.Tick.HEARTBEAT, RaftNode.Tick.HEARTBEAT, s.settings.heartbeatInterval());
-    replicateAll();
+    broadcastHeartbeat(); // every follower starts probing: find where its log matches, now
     maybeCommit();
     return behavior();
   }
@@ -94,7 +94,7 @@ final class Leader extends Role {
     } else if (message instanceof RaftNode.AppendEntries ae && ae.term() < s.currentTerm) {
       ActorRef<RaftNode.Command> to = s.peerRefs.get(ae.leaderId());
       if (to != null) {
-        s.send(to, new RaftNode.AppendReply(s.currentTerm, s.self.id(), s.self.httpAddress(), false, 0,
+        s.send(to, new RaftNode.AppendReply(s.currentTerm, ae.term(), s.self.id(), s.self.httpAddress(), false, 0,
             ae.prevLogIndex(), 0, -1, ae.seq()));
       }
     } else if (message instanceof RaftNode.AppendEntries ae) {
@@ -126,7 +126,12 @@ final class Leader extends Role {
     long index = first;
     for (RaftNode.Propose p : queuedProposals) {
       s.log.append(new LogEntry(index, s.currentTerm, new LogEntry.ClientCommand(p.command())));
-      s.pendingWrites.put(index, new RaftState.PendingWrite(s.currentTerm, p.replyTo()));
+      RaftState.PendingWrite replaced = s.pendingWrites.put(index, new RaftState.PendingWrite(s.currentTerm, p.replyTo()));
+      if (replaced != null) {
+        // proposed at this index in an earlier term and since cut from this log; another leader may still commit it
+        replaced.replyTo().tell(new RaftNode.Failed(RaftKvException.Kind.TIMEOUT,
+            "leadership changed while the write was in flight; its outcome is unknown"));
+      }
       index++;
     }
     queuedProposals.clear();
@@ -205,8 +210,8 @@ final class Leader extends Role {
 
   private Behavior<RaftNode.Command> onAppendReply(RaftNode.AppendReply r) {
     Progress p = progress.get(r.followerId());
-    if (p == null || r.term() != s.currentTerm) {
-      return null; // stale: a reply from an earlier term
+    if (p == null || r.term() != s.currentTerm || r.requestTerm() != s.currentTerm) {
+      return null; // stale: a reply to a message of an earlier term says nothing about this one
     }
     p.lastReplyNanos = System.nanoTime();
     p.ackedSeq = Math.max(p.ackedSeq, r.seq());

@@ -29,8 +29,8 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
   /** Commands: only the owning node sends them. */
   public sealed interface Command {}
 
-  /** Write {@code events} atomically, then tell the node {@code Persisted(seq)}. */
-  public record Persist(long seq, List<Event> events) implements Command {}
+  /** Write {@code events} atomically, then tell the node {@code Persisted(incarnation, seq)}. */
+  public record Persist(long incarnation, long seq, List<Event> events) implements Command {}
 
   /** Events, past tense, as STYLE.md asks. */
   public sealed interface Event extends CborSerializable {}
@@ -91,8 +91,8 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
   public CommandHandler<Command, Event, Durable> commandHandler() {
     return newCommandHandlerBuilder().forAnyState()
         .onCommand(Persist.class, (state, p) -> p.events().isEmpty()
-            ? Effect().none().thenRun(s -> node.tell(new RaftNode.Persisted(p.seq())))
-            : Effect().persist(p.events()).thenRun(s -> node.tell(new RaftNode.Persisted(p.seq()))))
+            ? Effect().none().thenRun(s -> node.tell(new RaftNode.Persisted(p.incarnation(), p.seq())))
+            : Effect().persist(p.events()).thenRun(s -> node.tell(new RaftNode.Persisted(p.incarnation(), p.seq()))))
         .build();
   }
 

@@ -33,28 +33,63 @@ public final class RaftNode {
   /** A message between Raft peers; every one carries the sender's term (checked once, in Role). */
   public interface RaftMessage extends Command, CborSerializable {
     long term();
+
+    /** The id of the node that sent it. */
+    String sender();
   }
 
   public record RequestVote(long term, String candidateId, long lastLogIndex, long lastLogTerm)
-      implements RaftMessage {}
+      implements RaftMessage {
+    @Override
+    public String sender() {
+      return candidateId;
+    }
+  }
 
-  public record VoteReply(long term, String voterId, boolean granted) implements RaftMessage {}
+  public record VoteReply(long term, String voterId, boolean granted) implements RaftMessage {
+    @Override
+    public String sender() {
+      return voterId;
+    }
+  }
 
   /**
    * AppendEntries (§5.3); an empty one is a heartbeat. {@code seq} grows with every message a
    * leader sends and is echoed back, so that a ReadIndex can tell which replies came after it.
    */
   public record AppendEntries(long term, String leaderId, String leaderHttp, long prevLogIndex, long prevLogTerm,
-                              List<LogEntry> entries, long leaderCommit, long seq) implements RaftMessage {}
+                              List<LogEntry> entries, long leaderCommit, long seq) implements RaftMessage {
+    @Override
+    public String sender() {
+      return leaderId;
+    }
+  }
 
   /**
    * The reply to AppendEntries. On success {@code matchIndex} is durable on the follower. On
    * failure {@code conflictIndex}/{@code conflictTerm} let the leader skip a whole term at a time
    * (conflictTerm -1: the follower's log is too short).
    */
-  public record AppendReply(long term, String followerId, String followerHttp, boolean success, long matchIndex,
-                            long prevLogIndex, long conflictIndex, long conflictTerm, long seq)
-      implements RaftMessage {}
+  public record AppendReply(long term, long requestTerm, String followerId, String followerHttp, boolean success,
+                            long matchIndex, long prevLogIndex, long conflictIndex, long conflictTerm, long seq)
+      implements RaftMessage {
+    @Override
+    public String sender() {
+      return followerId;
+    }
+  }
+
+  /**
+   * Pre-Vote (dissertation §9.6): would you vote for me in {@code nextTerm}? Changes no state on
+   * either side, so a node that was cut off cannot raise everyone's term and depose a working
+   * leader. Not a RaftMessage: its term must not move the receiver's term.
+   */
+  public record PreVote(long nextTerm, String candidateId, long lastLogIndex, long lastLogTerm)
+      implements Command, CborSerializable {}
+
+  /** {@code term} is the voter's current term, so that a candidate that fell behind catches up. */
+  public record PreVoteReply(long term, long nextTerm, String voterId, boolean granted)
+      implements Command, CborSerializable {}
 
   // ---- clients (may be forwarded from another node) -----------------------------------------
 
@@ -88,10 +123,13 @@ public final class RaftNode {
   /** From the journal: it could not read the data dir. */
   record RecoveryFailed(String reason) implements Command {}
 
-  /** From the journal: batch {@code seq} is durable. */
-  record Persisted(long seq) implements Command {}
+  /** From the journal: batch {@code seq} of node incarnation {@code incarnation} is durable. */
+  record Persisted(long incarnation, long seq) implements Command {}
 
   enum Tick implements Command { ELECTION_TIMEOUT, HEARTBEAT, FLUSH_PROPOSALS, FLUSH_READS }
+
+  /** Pre-vote round {@code round} found no majority in time. */
+  record PreVoteTimeout(long round) implements Command {}
 
   /** What the node tells an optional listener about its life (the launcher uses it). */
   public sealed interface Lifecycle {}

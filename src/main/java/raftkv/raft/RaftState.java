@@ -56,6 +56,8 @@ final class RaftState {
   record PendingWrite(long term, ActorRef<RaftNode.ClientReply> replyTo) {}
 
   // persistence pipeline
+  /** Tells this incarnation's journal acknowledgements from those of one before a restart. */
+  final long incarnation = java.util.concurrent.ThreadLocalRandom.current().nextLong();
   private long openSeq = 1;
   private long ackedSeq;
   private long inflightSeq;
@@ -123,14 +125,12 @@ final class RaftState {
     leaderId = null;
     openHardState.add(new RaftJournal.TermAdvanced(term));
     hardStateSeq = openSeq;
-    persistIfIdle();
   }
 
   void castVote(String candidateId) {
     votedFor = candidateId;
     openHardState.add(new RaftJournal.VoteCast(currentTerm, candidateId));
     hardStateSeq = openSeq;
-    persistIfIdle();
   }
 
   /** Appends at the tail (leader). */
@@ -143,7 +143,6 @@ final class RaftState {
   void noteLogWritten(long fromIndex) {
     openFromIndex = Math.min(openFromIndex, fromIndex);
     durableIndex = Math.min(durableIndex, fromIndex - 1);
-    persistIfIdle();
   }
 
   /** The batch that will hold everything changed so far: wait for it to speak about the log. */
@@ -154,7 +153,12 @@ final class RaftState {
     return inflightSeq != 0 ? inflightSeq : ackedSeq;
   }
 
-  private void persistIfIdle() {
+  /**
+   * Sends what changed to the journal, unless a batch is in flight (then it goes with the next).
+   * Called once at the end of handling each message, so that one message's changes (a new term
+   * and a vote, say) share one batch and one fsync.
+   */
+  void persistIfIdle() {
     if (inflightSeq != 0 || (openHardState.isEmpty() && openFromIndex == Long.MAX_VALUE)) {
       return;
     }
@@ -168,12 +172,12 @@ final class RaftState {
     openSeq++;
     openHardState.clear();
     openFromIndex = Long.MAX_VALUE;
-    journal.tell(new RaftJournal.Persist(inflightSeq, events));
+    journal.tell(new RaftJournal.Persist(incarnation, inflightSeq, events));
   }
 
   /** The journal acknowledged batch {@code seq}: release what waited for it, send the next batch. */
   void onPersisted(long seq) {
-    if (seq != inflightSeq) {
+    if (seq != inflightSeq || seq == 0) {
       throw new IllegalStateException("journal acknowledged batch " + seq + " while " + inflightSeq + " was in flight");
     }
     ackedSeq = seq;

@@ -36,6 +36,20 @@ abstract class Role {
   }
 
   private Behavior<RaftNode.Command> receive(RaftNode.Command message) {
+    Behavior<RaftNode.Command> next = receiveOne(message);
+    s.persistIfIdle(); // everything this message changed goes to the journal as one batch
+    return next;
+  }
+
+  private Behavior<RaftNode.Command> receiveOne(RaftNode.Command message) {
+    if (message instanceof RaftNode.RaftMessage m && !s.peerRefs.containsKey(m.sender())) {
+      s.ctx.getLog().debug("Ignoring {} from {}, which is not a member", m.getClass().getSimpleName(), m.sender());
+      return Behaviors.same();
+    }
+    if (message instanceof RaftNode.PreVote pv) {
+      onPreVote(pv);
+      return Behaviors.same();
+    }
     if (message instanceof RaftNode.RaftMessage m) {
       if (m instanceof RaftNode.RequestVote rv && m.term() > s.currentTerm && leaderIsAlive()) {
         // §4.2.3 of the dissertation: a server that hears from a live leader ignores RequestVote,
@@ -54,6 +68,9 @@ abstract class Role {
       }
     }
     if (message instanceof RaftNode.Persisted p) {
+      if (p.incarnation() != s.incarnation) {
+        return Behaviors.same(); // acknowledges a batch of an incarnation before a restart
+      }
       s.onPersisted(p.seq());
       Behavior<RaftNode.Command> next = afterPersisted();
       return next == null ? Behaviors.same() : next;
@@ -129,6 +146,21 @@ abstract class Role {
     if (to != null) {
       s.send(to, new RaftNode.VoteReply(s.currentTerm, s.self.id(), grant));
     }
+  }
+
+  /**
+   * Pre-Vote (§9.6): grant when a real vote could be granted, and no live leader is known. Changes
+   * nothing durable, so the reply needs no persist.
+   */
+  private void onPreVote(RaftNode.PreVote pv) {
+    ActorRef<RaftNode.Command> to = s.peerRefs.get(pv.candidateId());
+    if (to == null) {
+      return;
+    }
+    boolean grant = pv.nextTerm() > s.currentTerm
+        && s.log.isUpToDate(pv.lastLogTerm(), pv.lastLogIndex())
+        && !leaderIsAlive();
+    to.tell(new RaftNode.PreVoteReply(s.currentTerm, pv.nextTerm(), s.self.id(), grant));
   }
 
   protected long randomElectionTimeoutMillis() {

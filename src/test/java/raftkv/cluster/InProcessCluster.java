@@ -63,8 +63,8 @@ final class InProcessCluster implements AutoCloseable {
     NodeSettings s = settings.get(i);
     Config config = s.akkaConfig()
         .withFallback(ConfigFactory.parseString("""
-            raftkv.raft.election-timeout = 500ms
-            raftkv.raft.heartbeat-interval = 50ms
+            raftkv.raft.election-timeout = 1s
+            raftkv.raft.heartbeat-interval = 100ms
             akka.loglevel = INFO
             akka.cluster.log-info = off
             akka.coordinated-shutdown.run-by-jvm-shutdown-hook = off

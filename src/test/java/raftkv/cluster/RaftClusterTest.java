@@ -187,23 +187,43 @@ class RaftClusterTest {
     assertInstanceOf(KvResult.PutDone.class, r);
   }
 
-  /** Writes key=value for n keys, 32 at a time; returns the keys whose write was acknowledged. */
+  /**
+   * Writes key=value for n keys, 32 at a time, through the current leader. A write that fails
+   * (not applied, or outcome unknown, e.g. when an election happens under load) is retried
+   * through whichever node leads then; putting the same value again is harmless. Returns the keys
+   * in the order they were acknowledged: every one of them must survive what the test does next.
+   */
   private List<String> writeConcurrently(int node, String prefix, int n) throws Exception {
     List<String> acked = new ArrayList<>();
-    for (int start = 0; start < n; start += 32) {
-      List<CompletableFuture<KvResult>> batch = new ArrayList<>();
-      List<String> keys = new ArrayList<>();
-      for (int i = start; i < Math.min(n, start + 32); i++) {
-        String key = prefix + i;
-        keys.add(key);
-        batch.add(cluster.node(node).write(KvCommand.Put.of(key, bytes(key))).toCompletableFuture());
+    List<String> todo = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      todo.add(prefix + i);
+    }
+    int via = node;
+    for (int attempt = 0; attempt < 10 && !todo.isEmpty(); attempt++) {
+      List<String> failed = new ArrayList<>();
+      for (int start = 0; start < todo.size(); start += 32) {
+        List<String> keys = todo.subList(start, Math.min(todo.size(), start + 32));
+        List<CompletableFuture<KvResult>> batch = new ArrayList<>();
+        for (String key : keys) {
+          batch.add(cluster.node(via).write(KvCommand.Put.of(key, bytes(key))).toCompletableFuture());
+        }
+        for (int i = 0; i < batch.size(); i++) {
+          try {
+            assertInstanceOf(KvResult.PutDone.class, batch.get(i).get(15, TimeUnit.SECONDS));
+            acked.add(keys.get(i));
+          } catch (ExecutionException e) {
+            assertInstanceOf(RaftKvException.class, e.getCause());
+            failed.add(keys.get(i));
+          }
+        }
       }
-      for (int i = 0; i < batch.size(); i++) {
-        KvResult r = batch.get(i).get(15, TimeUnit.SECONDS);
-        assertInstanceOf(KvResult.PutDone.class, r);
-        acked.add(keys.get(i));
+      todo = failed;
+      if (!todo.isEmpty()) {
+        via = cluster.awaitLeader(ELECTION);
       }
     }
+    assertTrue(todo.isEmpty(), "writes never acknowledged: " + todo);
     return acked;
   }
 

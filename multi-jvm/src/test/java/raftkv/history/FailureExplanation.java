@@ -76,15 +76,19 @@ final class FailureExplanation {
     if (failing == null) {
       return text.toString();
     }
-    text.append(verdict == Verdict.NOT_LINEARIZABLE
-        ? "\nThis operation can never be linearized:\n"
-        : "\nThe operation the search could not yet place:\n");
+    if (verdict == Verdict.INCONCLUSIVE) {
+      text.append("\nThe operation the search could not yet place:\n");
+    } else if (prefixEndNanos != null) {
+      text.append("\nThis operation can never be linearized:\n");
+    } else {
+      text.append("\nThe search got no further than the completion of this operation (locating"
+          + " the op that breaks linearizability ran out of budget; it completes no earlier):\n");
+    }
     text.append("    ").append(failing.describe(start)).append('\n');
     if (prefixEndNanos != null) {
-      text.append("    It is the first op whose completion breaks linearizability: the history up to ")
-          .append(Op.formatMillis(prefixEndNanos, start))
-          .append(" ms (ops invoked by then; those still running treated as unknown) is not\n"
-              + "    linearizable, and every shorter prefix is.\n");
+      text.append("    It is the first op whose completion breaks linearizability: the ops invoked up to ")
+          .append(Op.formatMillis(prefixEndNanos, start)).append(" ms\n    (those still running"
+              + " then counted as unknown) are not linearizable; every shorter prefix is.\n");
     }
 
     Op setter = null;
@@ -136,13 +140,13 @@ final class FailureExplanation {
       }
     }
 
-    long from1 = windowStart - SECOND;
+    long from1 = Math.max(start, windowStart - SECOND);
     long to1 = failing.completeNanos() == Op.NEVER ? Op.NEVER : failing.completeNanos() + SECOND;
     List<NemesisEvent> near = events.stream()
         .filter(e -> e.timeNanos() >= from1 && e.timeNanos() <= to1).toList();
     text.append("\nNemesis events from ").append(Op.formatMillis(from1, start)).append(" to ")
         .append(to1 == Op.NEVER ? "the end" : Op.formatMillis(to1, start) + " ms")
-        .append(" (the window above, +/- 1 s):\n");
+        .append(" (the ops above, +/- 1 s):\n");
     if (near.isEmpty()) {
       text.append("    (none)\n");
     }
@@ -158,29 +162,29 @@ final class FailureExplanation {
   /** Why the failing op does not fit: what it needed, what the register held, who wrote what. */
   private void writeWhy(StringBuilder text, Op setter, String value) {
     text.append("\nWhy:\n");
-    String held = "the register held " + Op.formatValue(value);
     String ref = "#" + failing.index();
+    String left = value != null ? "left the register at " + Op.formatValue(value) + ", last set by:"
+        : setter == null ? "left the register absent: nothing had set it yet."
+        : "left the register absent, last made so by:";
     switch (failing.kind()) {
       case READ -> text.append("    It returned ").append(Op.formatValue(failing.output()))
-          .append(", but in the longest partial linearization, when ").append(ref)
-          .append(" had to take effect, ").append(held).append(",\n");
+          .append("; but when ").append(ref).append(" had to take effect, the longest partial\n"
+              + "    linearization had ").append(left).append('\n');
       case CAS -> text.append("    It succeeded, so the register held ")
-          .append(Op.formatValue(failing.expected()))
-          .append(" when it took effect; but in the longest partial linearization, when ")
-          .append(ref).append(" had to take effect, ").append(held).append(",\n");
-      case WRITE, DELETE -> text.append("    Every place the search tried for it, before it"
-          + " completed, made a later operation impossible. In the longest partial"
-          + " linearization ").append(held).append(",\n");
+          .append(Op.formatValue(failing.expected())).append(" when it took effect; but when ")
+          .append(ref).append(" had to take effect,\n    the longest partial linearization had ")
+          .append(left).append('\n');
+      case WRITE, DELETE -> text.append("    Every place the search tried for it before it"
+          + " completed made a later op impossible.\n    The longest partial linearization had ")
+          .append(left).append('\n');
     }
-    if (setter == null) {
-      text.append("    as nothing had set it: the key starts absent.\n");
-    } else {
-      text.append("    last set by ").append(setter.describe(start)).append('\n');
+    if (setter != null) {
+      text.append("      ").append(setter.describe(start)).append('\n');
       if (setter.outcome() == Outcome.OK && setter.completeNanos() < failing.invokeNanos()) {
-        text.append("    which completed before ").append(ref).append(" began, so ").append(ref)
-            .append(" must take effect after it.\n");
+        text.append("      which completed before ").append(ref).append(" began, so ").append(ref)
+            .append(" comes after it.\n");
       } else if (setter.outcome() == Outcome.UNKNOWN) {
-        text.append("    (an UNKNOWN op that this partial linearization assumed took effect).\n");
+        text.append("      (UNKNOWN: this partial linearization assumed it took effect)\n");
       }
     }
     if (failing.kind() != Kind.READ && failing.kind() != Kind.CAS) {
@@ -205,6 +209,32 @@ final class FailureExplanation {
     }
     if (writers.size() > WRITERS_SHOWN) {
       text.append("      ... ").append(writers.size() - WRITERS_SHOWN).append(" more\n");
+    }
+    Op lastWrite = writers.stream()
+        .filter(op -> op.outcome() == Outcome.OK && op.completeNanos() < failing.invokeNanos())
+        .max(Comparator.comparingLong(Op::completeNanos)).orElse(null);
+    if (lastWrite == null) {
+      return;
+    }
+    List<Op> between = recorded.stream()
+        .filter(op -> op.outcome() == Outcome.OK && op != failing && op != lastWrite
+            && op.invokeNanos() > lastWrite.completeNanos()
+            && op.completeNanos() < failing.invokeNanos()
+            && (op.kind() == Kind.READ ? !Objects.equals(op.output(), wanted)
+                : !Objects.equals(op.value(), wanted)))
+        .sorted(Comparator.comparingLong(Op::invokeNanos))
+        .toList();
+    if (between.isEmpty()) {
+      return;
+    }
+    text.append("    After #").append(lastWrite.index()).append(" completed and before ").append(ref)
+        .append(" began, these ops saw or set another value\n    (in every order they come"
+            + " between the two):\n");
+    for (Op op : between.subList(0, Math.min(WRITERS_SHOWN, between.size()))) {
+      text.append("      ").append(op.describe(start)).append('\n');
+    }
+    if (between.size() > WRITERS_SHOWN) {
+      text.append("      ... ").append(between.size() - WRITERS_SHOWN).append(" more\n");
     }
   }
 

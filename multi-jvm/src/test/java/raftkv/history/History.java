@@ -53,6 +53,7 @@ public final class History {
 
   private final LongSupplier clock;
   private final long startNanos;
+  private boolean finished; // guarded by this; made by of(): nothing more can be recorded
   private final List<Op> ops = new ArrayList<>(); // guarded by this; pending ones as UNKNOWN/NEVER
   private final List<Boolean> completed = new ArrayList<>(); // guarded by this
   private final List<NemesisEvent> nemesisEvents = new ArrayList<>(); // guarded by this
@@ -70,7 +71,7 @@ public final class History {
 
   /**
    * A finished history from recorded operations and events, e.g. written by hand in a test or read
-   * back from a file. Indexes must be unique.
+   * back from a file; it records nothing more. Indexes must be unique.
    */
   public static History of(long startNanos, Collection<Op> ops, Collection<NemesisEvent> events) {
     History history = new History(() -> startNanos);
@@ -86,6 +87,7 @@ public final class History {
     }
     history.nemesisEvents.addAll(events);
     history.nemesisEvents.sort(Comparator.comparingLong(NemesisEvent::timeNanos));
+    history.finished = true;
     return history;
   }
 
@@ -100,6 +102,7 @@ public final class History {
    */
   public Invocation invoke(int process, String key, Kind kind, String value, String expected) {
     synchronized (this) {
+      refuseIfFinished();
       int index = ops.size();
       long now = clock.getAsLong();
       ops.add(new Op(index, process, key, kind, value, expected, Outcome.UNKNOWN, null, now,
@@ -166,9 +169,16 @@ public final class History {
   /** Records a fault injected or removed now, e.g. "kill n2", "partition [n1] | [n2 n3]". */
   public NemesisEvent nemesis(String description) {
     synchronized (this) {
+      refuseIfFinished();
       NemesisEvent event = new NemesisEvent(clock.getAsLong(), description);
       nemesisEvents.add(event);
       return event;
+    }
+  }
+
+  private void refuseIfFinished() {
+    if (finished) {
+      throw new IllegalStateException("this history was made by History.of: it records nothing");
     }
   }
 

@@ -4,10 +4,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.SplittableRandom;
 
 import raftkv.history.CheckResult.Verdict;
@@ -15,24 +13,26 @@ import raftkv.history.Op.Kind;
 import raftkv.history.Op.Outcome;
 
 /**
- * One search for a linearization of one key's operations against a register (see
- * {@link LinearizabilityChecker} for the algorithm and its reductions). Values are interned to
- * ints, 0 being absent. Not thread-safe; run once.
+ * One search for a linearization of one key's operations against a register; see
+ * {@link LinearizabilityChecker} for the algorithm, and the comments here for each reduction and
+ * why it is sound. Values are interned to ints, 0 being absent. Not thread-safe; run once.
  */
 final class RegisterSearch {
 
   private static final long[] NO_WORDS = new long[0];
+  private static final int[] NO_OPS = new int[0];
   private static final int DEAD = -2; // a value nothing left to linearize can observe
 
   private static final byte NORMAL = 0; // a choice: when undone, try the next candidate
   private static final byte FORCED = 1; // a matching read: when undone, its parent failed too
   private static final byte ABSORBED = 2; // a transparent write, undone with the op above it
 
-  private final Op[] ops;
+  private final Op[] ops; // by invocation
   private final Kind[] kind;
   private final int[] observes; // value a READ must see or a CAS expects; -1 if none
   private final int[] leaves; // value a WRITE, CAS or DELETE leaves; -1 for a READ
   private final boolean[] ok;
+  private final int[] okRank; // position among the OK ops, for the OK part of a configuration
   private final boolean[] required; // an OK op that observes a value (not the explained one)
   private final int[] previousTwin; // for an UNKNOWN op, the last UNKNOWN op before it alike, or -1
   private final int explained; // the op whose completion to stop at, or -1
@@ -48,16 +48,22 @@ final class RegisterSearch {
   private final int[] callEntry;
   private final int[] returnEntry; // -1 for an UNKNOWN op
 
-  // the current configuration, its bookkeeping, and the path to it
-  private final long[] linearized;
-  private final long[] zobrist;
-  private long linearizedHash;
+  // the current configuration: the linearized set (OK part as bits by okRank, UNKNOWN part as a
+  // list in linearization order) and the register value
+  private final long[] linearized; // by op, for membership
+  private final long[] linearizedOk; // by okRank
+  private final long[] zobrist; // by okRank
+  private long okHash;
+  private final int[] unknownLinearized;
+  private int unknownCount;
   private int value;
   private int remainingOk;
+
+  // bookkeeping for the reductions
   private final int[] observersLeft; // per value: unlinearized ops that observe it
-  // per value: its required observers by completion, its writers by invocation, and the first
-  // of each not linearized; a value is doomed when no writer left is invoked before the first
-  // required observer left completes (then that observer can only see it if it is current)
+  // per value: its required observers by completion, its writers by invocation, and the first of
+  // each not linearized; a value is doomed when no writer left is invoked before the first
+  // required observer left completes (that observer can then only see it while it is current)
   private final int[][] requiredOf;
   private final int[][] writersOf;
   private final int[] requiredNext;
@@ -66,19 +72,24 @@ final class RegisterSearch {
   private final int[] writerPosition; // of an op in writersOf[leaves[op]]
   private final boolean[] valueDoomed;
   private int doomedValues;
+
+  // the path
   private final int[] stackOp;
   private final int[] stackValue; // the value before the op was linearized
-  private final byte[] stackKind; // NORMAL, FORCED or ABSORBED
+  private final byte[] stackKind;
+  private final Explored[] stackExplored; // the configuration a NORMAL or FORCED push reached
   private int depth;
+  private int lastUndone = -1;
 
-  private final Set<Configuration> explored = new HashSet<>();
+  // configurations explored: by OK part and value, each with the UNKNOWN parts seen with them
+  private final Map<Configuration, Explored> explored = new HashMap<>();
   private long configurations;
   private boolean budgetUsed;
 
   // where the search got furthest: the latest completion it could not get past
   private int furthestEntry = -1;
   private int furthestOp = -1;
-  private int[] furthestPrefix = new int[0];
+  private int[] furthestPrefix = NO_OPS;
 
   /**
    * A search over {@code checked} (in any order). If {@code explainedIndex} is the index of one of
@@ -87,7 +98,13 @@ final class RegisterSearch {
    */
   RegisterSearch(List<Op> checked, long maxConfigurations, int explainedIndex) {
     this.maxConfigurations = maxConfigurations;
-    List<Op> sorted = new ArrayList<>(checked);
+    List<Op> sorted = new ArrayList<>();
+    for (Op op : checked) {
+      if (op.outcome() != Outcome.FAIL
+          && !(op.kind() == Kind.READ && op.outcome() == Outcome.UNKNOWN)) {
+        sorted.add(op); // the others say nothing
+      }
+    }
     sorted.sort(Comparator.comparingLong(Op::invokeNanos).thenComparingInt(Op::index));
     int m = sorted.size();
     ops = sorted.toArray(new Op[0]);
@@ -95,14 +112,17 @@ final class RegisterSearch {
     observes = new int[m];
     leaves = new int[m];
     ok = new boolean[m];
+    okRank = new int[m];
     required = new boolean[m];
     int explainedOp = -1;
+    int oks = 0;
     Map<String, Integer> valueIds = new HashMap<>();
     valueIds.put(null, 0);
     for (int i = 0; i < m; i++) {
       Op op = ops[i];
       kind[i] = op.kind();
       ok[i] = op.outcome() == Outcome.OK;
+      okRank[i] = ok[i] ? oks++ : -1;
       observes[i] = -1;
       leaves[i] = -1;
       switch (op.kind()) {
@@ -118,11 +138,10 @@ final class RegisterSearch {
         explainedOp = i;
       }
       required[i] = ok[i] && observes[i] >= 0 && op.index() != explainedIndex;
-      if (ok[i]) {
-        remainingOk++;
-      }
     }
     explained = explainedOp;
+    remainingOk = oks;
+
     previousTwin = new int[m];
     Map<List<Object>, Integer> lastTwin = new HashMap<>();
     for (int i = 0; i < m; i++) {
@@ -132,23 +151,24 @@ final class RegisterSearch {
         previousTwin[i] = twin == null ? -1 : twin;
       }
     }
+
     int values = valueIds.size();
     observersLeft = new int[values];
-    List<List<Integer>> required = new ArrayList<>();
-    List<List<Integer>> writers = new ArrayList<>();
+    List<List<Integer>> requiredLists = new ArrayList<>();
+    List<List<Integer>> writerLists = new ArrayList<>();
     for (int v = 0; v < values; v++) {
-      required.add(new ArrayList<>());
-      writers.add(new ArrayList<>());
+      requiredLists.add(new ArrayList<>());
+      writerLists.add(new ArrayList<>());
     }
     for (int i = 0; i < m; i++) {
       if (observes[i] >= 0) {
         observersLeft[observes[i]]++;
-        if (this.required[i]) {
-          required.get(observes[i]).add(i);
+        if (required[i]) {
+          requiredLists.get(observes[i]).add(i);
         }
       }
       if (leaves[i] >= 0) {
-        writers.get(leaves[i]).add(i); // already by invocation
+        writerLists.get(leaves[i]).add(i); // already by invocation
       }
     }
     requiredOf = new int[values][];
@@ -159,18 +179,17 @@ final class RegisterSearch {
     writerPosition = new int[m];
     valueDoomed = new boolean[values];
     for (int v = 0; v < values; v++) {
-      List<Integer> byCompletion = required.get(v);
+      List<Integer> byCompletion = requiredLists.get(v);
       byCompletion.sort(Comparator.comparingLong((Integer i) -> ops[i].completeNanos())
           .thenComparingInt(i -> i));
       requiredOf[v] = byCompletion.stream().mapToInt(Integer::intValue).toArray();
-      writersOf[v] = writers.get(v).stream().mapToInt(Integer::intValue).toArray();
+      writersOf[v] = writerLists.get(v).stream().mapToInt(Integer::intValue).toArray();
       for (int p = 0; p < requiredOf[v].length; p++) {
         requiredPosition[requiredOf[v][p]] = p;
       }
       for (int p = 0; p < writersOf[v].length; p++) {
         writerPosition[writersOf[v][p]] = p;
       }
-      refreshDoom(v);
     }
 
     // entries: a call per op, a return per OK op; at equal times calls first (more overlap)
@@ -210,19 +229,31 @@ final class RegisterSearch {
     prev[tail] = entries == 0 ? head : entries - 1;
 
     linearized = new long[(m + 63) / 64];
-    zobrist = new long[m];
+    linearizedOk = new long[(oks + 63) / 64];
+    zobrist = new long[oks];
     SplittableRandom random = new SplittableRandom(0x5EED_1DEAL);
-    for (int i = 0; i < m; i++) {
+    for (int i = 0; i < oks; i++) {
       zobrist[i] = random.nextLong();
     }
+    unknownLinearized = new int[m];
     stackOp = new int[m];
     stackValue = new int[m];
     stackKind = new byte[m];
+    stackExplored = new Explored[m];
+    for (int v = 0; v < values; v++) {
+      refreshDoom(v);
+    }
   }
 
-  /** Searches; NOT_LINEARIZABLE too when it stopped at the explained op's completion. */
+  /**
+   * Searches. The walk over the list tries, at each configuration, the minimal OK ops first and
+   * the minimal UNKNOWN ops after them (so that configurations with fewer UNKNOWN ops taken are
+   * explored first, and subsume those with more). Returns NOT_LINEARIZABLE too when it stopped at
+   * the explained op's completion.
+   */
   Verdict run() {
     boolean arrived = true; // at a configuration not yet checked for doom and matching reads
+    boolean unknownPass = false; // trying the UNKNOWN ops of this configuration
     int entry = next[head];
     while (true) {
       if (remainingOk == 0) {
@@ -230,18 +261,20 @@ final class RegisterSearch {
       }
       if (arrived) {
         arrived = false;
+        unknownPass = false;
+        entry = next[head];
         if (doomed()) {
           entry = backtrack();
           if (entry < 0) {
             return Verdict.NOT_LINEARIZABLE;
           }
+          unknownPass = !ok[lastUndone];
           continue;
         }
         int read = minimalMatchingRead();
         if (read >= 0) {
           if (push(read, FORCED)) {
             arrived = true;
-            entry = next[head];
             continue;
           }
           if (budgetUsed) {
@@ -252,20 +285,23 @@ final class RegisterSearch {
           if (entry < 0) {
             return Verdict.NOT_LINEARIZABLE;
           }
+          unknownPass = !ok[lastUndone];
           continue;
         }
       }
       if (entry != tail && entryIsCall[entry]) {
         int op = entryOp[entry];
-        if (worthTrying(op, entry) && push(op, NORMAL)) {
+        if (ok[op] != unknownPass && worthTrying(op, entry) && push(op, NORMAL)) {
           arrived = true;
-          entry = next[head];
           continue;
         }
         if (budgetUsed) {
           return inconclusive();
         }
         entry = next[entry];
+      } else if (!unknownPass) {
+        unknownPass = true;
+        entry = next[head];
       } else {
         // the completion of an op not linearized: nothing more can be tried here
         if (entry != tail) {
@@ -278,6 +314,7 @@ final class RegisterSearch {
         if (entry < 0) {
           return Verdict.NOT_LINEARIZABLE;
         }
+        unknownPass = !ok[lastUndone];
       }
     }
   }
@@ -299,11 +336,6 @@ final class RegisterSearch {
       prefix.add(ops[op]);
     }
     return prefix;
-  }
-
-  /** True if the search stopped at the explained op's completion. */
-  boolean reachedExplained() {
-    return explained >= 0 && furthestOp == explained;
   }
 
   /** Out of budget: if no completion blocked the search yet, the first one ahead blocks it. */
@@ -365,88 +397,6 @@ final class RegisterSearch {
   }
 
   /**
-   * True if some OK op still to linearize needs a value that is not the current one and that no
-   * op still to linearize can write in time (invoked before that op completes): every way on
-   * from here fails.
-   */
-  private boolean doomed() {
-    return doomedValues > (valueDoomed[value] ? 1 : 0);
-  }
-
-  /** A minimal read of the current value, or -1. */
-  private int minimalMatchingRead() {
-    for (int e = next[head]; e != tail && entryIsCall[e]; e = next[e]) {
-      int op = entryOp[e];
-      if (kind[op] == Kind.READ && observes[op] == value) {
-        return op;
-      }
-    }
-    return -1;
-  }
-
-  /**
-   * Linearizes {@code op} unless that configuration was explored; false if not pushed. Before a
-   * WRITE or DELETE, every minimal transparent write is linearized too: in any linearization, such
-   * a write can move to just before the next WRITE or DELETE, where it changes nothing.
-   */
-  private boolean push(int op, byte kindOfPush) {
-    int mark = depth;
-    if (kind[op] == Kind.WRITE || kind[op] == Kind.DELETE) {
-      int e = next[head];
-      while (e != tail && entryIsCall[e]) {
-        int w = entryOp[e];
-        int following = next[e];
-        if (w != op && transparent(w)) {
-          stackOp[depth] = w;
-          stackValue[depth] = value;
-          stackKind[depth] = ABSORBED;
-          depth++;
-          apply(w);
-        }
-        e = following;
-      }
-    }
-    stackOp[depth] = op;
-    stackValue[depth] = value;
-    stackKind[depth] = kindOfPush;
-    depth++;
-    apply(op);
-    if (!explored.add(configuration())) {
-      while (depth > mark) {
-        depth--;
-        undo(stackOp[depth], stackValue[depth]);
-      }
-      return false;
-    }
-    if (++configurations >= maxConfigurations) {
-      budgetUsed = true;
-      return false;
-    }
-    return true;
-  }
-
-  /**
-   * Undoes linearizations until one leaves an alternative; returns the entry to go on from, or
-   * -1 when the stack is empty. Undoing a forced read fails its parent configuration too; undoing
-   * an op undoes the transparent writes absorbed before it.
-   */
-  private int backtrack() {
-    while (depth > 0) {
-      depth--;
-      int op = stackOp[depth];
-      undo(op, stackValue[depth]);
-      if (stackKind[depth] == NORMAL) {
-        while (depth > 0 && stackKind[depth - 1] == ABSORBED) {
-          depth--;
-          undo(stackOp[depth], stackValue[depth]);
-        }
-        return next[callEntry[op]];
-      }
-    }
-    return -1;
-  }
-
-  /**
    * True for an OK WRITE or DELETE whose value nothing left to linearize observes: it only makes
    * the register unreadable until the next WRITE or DELETE.
    */
@@ -464,14 +414,109 @@ final class RegisterSearch {
     return e == returnEntry[entryOp[callEntry]];
   }
 
+  /**
+   * True if some OK op still to linearize needs a value that is not the current one and that no
+   * op still to linearize can write in time (invoked before that op completes): every way on
+   * from here fails.
+   */
+  private boolean doomed() {
+    return doomedValues > (valueDoomed[value] ? 1 : 0);
+  }
+
+  /**
+   * A minimal read of the current value, or -1. Linearizing it at once is always right: moving a
+   * read that is minimal and matches to the front of any linearization from here keeps it valid.
+   */
+  private int minimalMatchingRead() {
+    for (int e = next[head]; e != tail && entryIsCall[e]; e = next[e]) {
+      int op = entryOp[e];
+      if (kind[op] == Kind.READ && observes[op] == value) {
+        return op;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * Linearizes {@code op} unless the configuration it leads to was explored, or is subsumed by one
+   * that failed; false if not pushed. Before a WRITE or DELETE, every minimal transparent write is
+   * linearized too: in any linearization such a write can move to just before the next WRITE or
+   * DELETE, where it changes nothing.
+   */
+  private boolean push(int op, byte kindOfPush) {
+    int mark = depth;
+    if (kind[op] == Kind.WRITE || kind[op] == Kind.DELETE) {
+      int e = next[head];
+      while (e != tail && entryIsCall[e]) {
+        int w = entryOp[e];
+        int following = next[e];
+        if (w != op && transparent(w)) {
+          stackOp[depth] = w;
+          stackValue[depth] = value;
+          stackKind[depth] = ABSORBED;
+          stackExplored[depth] = null;
+          depth++;
+          apply(w);
+        }
+        e = following;
+      }
+    }
+    stackOp[depth] = op;
+    stackValue[depth] = value;
+    stackKind[depth] = kindOfPush;
+    depth++;
+    apply(op);
+    Explored reached = explore();
+    if (reached == null) {
+      while (depth > mark) {
+        depth--;
+        undo(stackOp[depth], stackValue[depth]);
+      }
+      return false;
+    }
+    stackExplored[depth - 1] = reached;
+    if (++configurations >= maxConfigurations) {
+      budgetUsed = true;
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Undoes linearizations until one leaves an alternative; returns the entry to go on from, or
+   * -1 when the stack is empty. The configurations undone have failed. Undoing a forced read fails
+   * its parent configuration too; undoing an op undoes the transparent writes absorbed before it.
+   */
+  private int backtrack() {
+    while (depth > 0) {
+      depth--;
+      int op = stackOp[depth];
+      stackExplored[depth].failed = true;
+      undo(op, stackValue[depth]);
+      if (stackKind[depth] == NORMAL) {
+        while (depth > 0 && stackKind[depth - 1] == ABSORBED) {
+          depth--;
+          undo(stackOp[depth], stackValue[depth]);
+        }
+        lastUndone = op;
+        return next[callEntry[op]];
+      }
+    }
+    return -1;
+  }
+
   private void apply(int op) {
     linearized[op >>> 6] |= 1L << op;
-    linearizedHash ^= zobrist[op];
     value = step(op);
     remove(callEntry[op]);
-    if (returnEntry[op] >= 0) {
+    if (ok[op]) {
+      int rank = okRank[op];
+      linearizedOk[rank >>> 6] |= 1L << rank;
+      okHash ^= zobrist[rank];
       remove(returnEntry[op]);
       remainingOk--;
+    } else {
+      unknownLinearized[unknownCount++] = op;
     }
     if (observes[op] >= 0) {
       int v = observes[op];
@@ -516,14 +561,18 @@ final class RegisterSearch {
       }
       observersLeft[v]++;
     }
-    if (returnEntry[op] >= 0) {
+    if (ok[op]) {
+      int rank = okRank[op];
+      linearizedOk[rank >>> 6] &= ~(1L << rank);
+      okHash ^= zobrist[rank];
       restore(returnEntry[op]);
       remainingOk++;
+    } else {
+      unknownCount--; // undone in reverse order of apply
     }
     restore(callEntry[op]);
     value = before;
     linearized[op >>> 6] &= ~(1L << op);
-    linearizedHash ^= zobrist[op];
   }
 
   private boolean isLinearized(int op) {
@@ -554,24 +603,70 @@ final class RegisterSearch {
   }
 
   /**
-   * The current configuration as a cache key. A value nothing left can observe is keyed as DEAD:
-   * from two such configurations with the same linearized set, the same continuations work.
+   * Records the current configuration, or returns null if it need not be explored: it was already,
+   * or one with the same OK ops and value and a subset of its UNKNOWN ops failed (that one can do
+   * whatever this one can: an UNKNOWN op need never take effect).
+   *
+   * <p>A value nothing left can observe is recorded as DEAD: from two such configurations with the
+   * same linearized set, the same continuations work. Likewise an UNKNOWN op whose value nothing
+   * left can observe is never tried again, so whether it took effect is left out of the record.
    */
-  private Configuration configuration() {
+  private Explored explore() {
     int keyValue = observersLeft[value] == 0 ? DEAD : value;
     int first = 0;
-    while (first < linearized.length && linearized[first] == -1L) {
+    while (first < linearizedOk.length && linearizedOk[first] == -1L) {
       first++;
     }
-    int last = linearized.length - 1;
-    while (last >= first && linearized[last] == 0L) {
+    int last = linearizedOk.length - 1;
+    while (last >= first && linearizedOk[last] == 0L) {
       last--;
     }
-    long[] words = last >= first ? Arrays.copyOfRange(linearized, first, last + 1) : NO_WORDS;
-    long h = linearizedHash ^ ((keyValue + 3L) * 0x9E3779B97F4A7C15L);
+    long[] words = last >= first ? Arrays.copyOfRange(linearizedOk, first, last + 1) : NO_WORDS;
+    long h = okHash ^ ((keyValue + 3L) * 0x9E3779B97F4A7C15L);
     h = (h ^ (h >>> 33)) * 0xFF51AFD7ED558CCDL;
     h ^= h >>> 29;
-    return new Configuration((int) (h ^ (h >>> 32)), first, words, keyValue);
+    Configuration key = new Configuration((int) (h ^ (h >>> 32)), first, words, keyValue);
+    int relevant = 0;
+    for (int i = 0; i < unknownCount; i++) {
+      if (observersLeft[leaves[unknownLinearized[i]]] > 0) {
+        relevant++;
+      }
+    }
+    int[] unknowns = relevant == 0 ? NO_OPS : new int[relevant];
+    for (int i = 0, j = 0; i < unknownCount; i++) {
+      if (observersLeft[leaves[unknownLinearized[i]]] > 0) {
+        unknowns[j++] = unknownLinearized[i];
+      }
+    }
+    Arrays.sort(unknowns);
+    Explored chain = explored.get(key);
+    for (Explored seen = chain; seen != null; seen = seen.next) {
+      if (Arrays.equals(seen.unknowns, unknowns)
+          || seen.failed && isSubset(seen.unknowns, unknowns)) {
+        return null;
+      }
+    }
+    Explored reached = new Explored(unknowns, chain);
+    explored.put(key, reached);
+    return reached;
+  }
+
+  /** Whether sorted {@code small} is a subset of sorted {@code large}. */
+  private static boolean isSubset(int[] small, int[] large) {
+    if (small.length > large.length) {
+      return false;
+    }
+    int j = 0;
+    for (int x : small) {
+      while (j < large.length && large[j] < x) {
+        j++;
+      }
+      if (j == large.length || large[j] != x) {
+        return false;
+      }
+      j++;
+    }
+    return true;
   }
 
   private void noteFurthest(int entry) {
@@ -582,7 +677,7 @@ final class RegisterSearch {
     }
   }
 
-  /** A configuration: the linearized set, compacted, and the register value. */
+  /** The OK part of a configuration, compacted, and the register value. */
   private static final class Configuration {
     private final int hash;
     private final int firstWord; // the words below it are all ones
@@ -605,6 +700,18 @@ final class RegisterSearch {
     public boolean equals(Object other) {
       return other instanceof Configuration that && hash == that.hash && value == that.value
           && firstWord == that.firstWord && Arrays.equals(words, that.words);
+    }
+  }
+
+  /** The UNKNOWN part of an explored configuration, and whether it failed. */
+  private static final class Explored {
+    private final int[] unknowns; // sorted
+    private final Explored next; // others with the same OK part and value
+    private boolean failed;
+
+    private Explored(int[] unknowns, Explored next) {
+      this.unknowns = unknowns;
+      this.next = next;
     }
   }
 }

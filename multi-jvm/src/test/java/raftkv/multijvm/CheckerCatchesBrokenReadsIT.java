@@ -57,7 +57,8 @@ class CheckerCatchesBrokenReadsIT {
         if (!report.violations().isEmpty()) {
           CheckResult violation = report.violations().get(0);
           assertEquals(KEY, violation.key());
-          scenario.log("the checker caught the stale reads, as it must: " + violation.failingOp());
+          scenario.log("the checker caught the stale reads, as it must: "
+              + violation.failingOp().describe(history.startNanos()));
           return;
         }
         scenario.log("attempt " + attempt + ": no stale read was caught; retrying");

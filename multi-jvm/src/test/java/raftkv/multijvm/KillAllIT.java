@@ -21,14 +21,15 @@ class KillAllIT {
   void everyNodeKilledAtOnceAndRestartedKeepsAcknowledgedWrites(TestInfo info) {
     try (Scenario scenario = Scenario.start(info, 3)) {
       Nemesis nemesis = scenario.nemesis();
-      scenario.run(scenario.registerClients().clients(4).duration(Duration.ofSeconds(35)));
-      scenario.run(scenario.setClients().clients(2).duration(Duration.ofSeconds(35)));
+      scenario.run(scenario.registerClients().clients(4).duration(Scenario.MAX_LOAD));
+      scenario.run(scenario.setClients().clients(2).duration(Scenario.MAX_LOAD));
       for (int round = 0; round < 2; round++) {
         scenario.hold(5_000, 8_000);
         nemesis.killAll();
         scenario.hold(1_000, 2_000);
         nemesis.restartAllDead();
       }
+      scenario.hold(3_000, 3_000); // healthy load after the last fault
       scenario.verify();
     }
   }

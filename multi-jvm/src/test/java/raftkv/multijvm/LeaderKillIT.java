@@ -19,7 +19,7 @@ class LeaderKillIT {
   @Test
   void leaderKilledRepeatedlyUnderLoad(TestInfo info) {
     try (Scenario scenario = Scenario.start(info, 3)) {
-      scenario.run(scenario.registerClients().duration(Duration.ofSeconds(35)));
+      scenario.run(scenario.registerClients().duration(Scenario.MAX_LOAD));
       scenario.hold(2_000, 3_000);
       scenario.repeatFor(Duration.ofSeconds(25), () -> {
         NodeProcess killed = scenario.nemesis().killLeader();
@@ -27,6 +27,7 @@ class LeaderKillIT {
         scenario.nemesis().restart(killed);
         scenario.hold(1_000, 3_000);
       });
+      scenario.hold(3_000, 3_000); // healthy load after the last fault
       scenario.verify();
     }
   }

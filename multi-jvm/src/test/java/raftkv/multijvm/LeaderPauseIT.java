@@ -22,7 +22,7 @@ class LeaderPauseIT {
   void pausedLeaderResumesWithoutActingAsLeader(TestInfo info) {
     try (Scenario scenario = Scenario.start(info, 3)) {
       Nemesis nemesis = scenario.nemesis();
-      scenario.run(scenario.registerClients().duration(Duration.ofSeconds(32)));
+      scenario.run(scenario.registerClients().duration(Scenario.MAX_LOAD));
       scenario.hold(2_000, 3_000);
       scenario.repeatFor(Duration.ofSeconds(25), () -> {
         NodeProcess paused = nemesis.pauseLeader();
@@ -30,6 +30,7 @@ class LeaderPauseIT {
         nemesis.resume(paused);
         scenario.hold(2_000, 3_000);
       });
+      scenario.hold(3_000, 3_000); // healthy load after the last fault
       scenario.verify();
     }
   }

@@ -31,8 +31,8 @@ class MixedFaultsIT {
     try (Scenario scenario = Scenario.start(info, NODES)) {
       Cluster cluster = scenario.cluster();
       Nemesis nemesis = scenario.nemesis();
-      scenario.run(scenario.registerClients().clients(4).duration(Duration.ofSeconds(95)));
-      scenario.run(scenario.setClients().clients(2).duration(Duration.ofSeconds(95)));
+      scenario.run(scenario.registerClients().clients(4).duration(Scenario.MAX_LOAD));
+      scenario.run(scenario.setClients().clients(2).duration(Scenario.MAX_LOAD));
       scenario.hold(2_000, 3_000);
       scenario.repeatFor(Duration.ofSeconds(85), () -> {
         Fault fault = scenario.pick(List.of(Fault.values()));
@@ -55,6 +55,7 @@ class MixedFaultsIT {
         nemesis.healAll();
         scenario.hold(1_500, 3_000);
       });
+      scenario.hold(3_000, 3_000); // healthy load after the last fault
       scenario.verify();
     }
   }

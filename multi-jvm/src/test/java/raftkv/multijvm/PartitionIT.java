@@ -26,7 +26,7 @@ class PartitionIT {
     try (Scenario scenario = Scenario.start(info, NODES)) {
       Cluster cluster = scenario.cluster();
       Nemesis nemesis = scenario.nemesis();
-      scenario.run(scenario.registerClients().clients(6).duration(Duration.ofSeconds(45)));
+      scenario.run(scenario.registerClients().clients(6).duration(Scenario.MAX_LOAD));
       scenario.hold(2_000, 3_000);
 
       scenario.log("phase: isolate the leader");
@@ -59,6 +59,7 @@ class PartitionIT {
       scenario.hold(4_000, 6_000);
       nemesis.healPartitions();
 
+      scenario.hold(3_000, 3_000); // healthy load after the last fault
       scenario.verify();
     }
   }

@@ -20,7 +20,7 @@ class RandomKillIT {
   void randomNodesKilledAndRestartedUnderLoad(TestInfo info) {
     try (Scenario scenario = Scenario.start(info, 3)) {
       Nemesis nemesis = scenario.nemesis();
-      scenario.run(scenario.registerClients().duration(Duration.ofSeconds(35)));
+      scenario.run(scenario.registerClients().duration(Scenario.MAX_LOAD));
       scenario.hold(1_000, 3_000);
       scenario.repeatFor(Duration.ofSeconds(25), () -> {
         NodeProcess first = scenario.pick(scenario.cluster().nodes());
@@ -33,6 +33,7 @@ class RandomKillIT {
         nemesis.restartAllDead();
         scenario.hold(1_000, 3_000);
       });
+      scenario.hold(3_000, 3_000); // healthy load after the last fault
       scenario.verify();
     }
   }

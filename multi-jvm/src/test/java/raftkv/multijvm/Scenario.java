@@ -41,6 +41,12 @@ public final class Scenario implements AutoCloseable {
   /** How long the cluster may take to settle after everything was healed. */
   public static final Duration SETTLE_TIMEOUT = Duration.ofSeconds(90);
 
+  /**
+   * The bound on how long the clients of a scenario run; the schedule stops them earlier through
+   * {@link #verify}.
+   */
+  public static final Duration MAX_LOAD = Duration.ofSeconds(150);
+
   private static final int FINAL_READER_PROCESS = 90_000;
 
   private final String name;
@@ -127,7 +133,10 @@ public final class Scenario implements AutoCloseable {
         .workload(ClientPool.Workload.SET).firstProcess(50_000);
   }
 
-  /** Starts {@code builder}'s clients; {@link #verify} waits for them. */
+  /**
+   * Starts {@code builder}'s clients; they run until {@link #verify} stops them, or until their
+   * duration or op count bound is reached.
+   */
   public ClientPool run(ClientPool.Builder builder) {
     ClientPool pool = builder.start();
     pools.add(pool);
@@ -164,12 +173,13 @@ public final class Scenario implements AutoCloseable {
   }
 
   /**
-   * Waits for the clients, heals every fault, waits until the cluster has settled, reads every key
-   * from every node (serializably, then linearizably) into the history, reads the set, prints the
-   * availability report, and fails with the checkers' explanation if a history is wrong.
+   * Stops the clients (each finishes its current operation), heals every fault, waits until the
+   * cluster has settled, reads every key from every node (serializably, then linearizably) into
+   * the history, reads the set, prints the availability report, and fails with the checkers'
+   * explanation if a history is wrong.
    */
   public void verify() {
-    pools.forEach(ClientPool::awaitDone);
+    pools.forEach(ClientPool::stop);
     pools.forEach(pool -> log(pool.summary()));
     log("healing everything");
     nemesis.healAll();
@@ -215,10 +225,11 @@ public final class Scenario implements AutoCloseable {
     for (boolean serializable : new boolean[] {true, false}) {
       for (int i = 0; i < nodes.size(); i++) {
         NodeProcess node = nodes.get(i);
+        seen.append(String.format(Locale.ROOT, "%n  %s %s:", node.id(),
+            serializable ? "serializable" : "linearizable"));
         for (String key : keys) {
           Result result = readUntilAnswered(http, node, key, serializable, FINAL_READER_PROCESS + i);
-          seen.append(String.format(Locale.ROOT, "%n  %s %s %-12s %s", node.id(), key,
-              serializable ? "serializable" : "linearizable", Op.formatValue(result.value())));
+          seen.append(' ').append(key).append('=').append(Op.formatValue(result.value()));
         }
       }
     }
