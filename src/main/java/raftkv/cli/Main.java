@@ -6,6 +6,7 @@ import akka.actor.typed.javadsl.Behaviors;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import raftkv.http.HttpApi;
+import raftkv.node.DataDir;
 import raftkv.node.NodeSettings;
 import raftkv.node.RaftKvNode;
 import raftkv.raft.RaftNode;
@@ -81,6 +82,12 @@ public final class Main {
     checkPortFree(settings.host(), settings.raftPort(), "--raft-port");
     if (settings.httpPort() > 0) {
       checkPortFree(settings.host(), settings.httpPort(), "--http-port");
+    }
+    try {
+      DataDir.claim(settings.dataDir(), settings.id()); // before any actor starts: a clean one-line exit
+    } catch (IllegalStateException e) {
+      fail(1, e.getMessage());
+      return;
     }
     try {
       ActorSystem.create(launcher(settings), NodeSettings.SYSTEM_NAME, config);

@@ -16,6 +16,9 @@ public final class DataDir {
 
   /** Claims {@code dir} for {@code nodeId}; throws IllegalStateException with a one-line reason. */
   public static void claim(Path dir, String nodeId) {
+    if (Files.exists(dir) && !Files.isDirectory(dir)) {
+      throw new IllegalStateException("data dir " + dir + " exists and is not a directory");
+    }
     try {
       Files.createDirectories(dir);
     } catch (IOException | SecurityException e) {
@@ -42,6 +45,27 @@ public final class DataDir {
       }
     } catch (IOException e) {
       throw new IllegalStateException("data dir " + dir + " cannot be read: " + e.getMessage());
+    }
+    checkJournal(dir.resolve("journal"));
+  }
+
+  /**
+   * Opens the LevelDB journal once with paranoid checks, so that a corrupt or locked journal is
+   * reported now, with LevelDB's own reason, rather than as a replay time-out later.
+   */
+  private static void checkJournal(Path journal) {
+    if (!Files.exists(journal)) {
+      return;
+    }
+    org.iq80.leveldb.Options options = new org.iq80.leveldb.Options().createIfMissing(false).paranoidChecks(true);
+    try (org.iq80.leveldb.DB db = org.fusesource.leveldbjni.JniDBFactory.factory.open(journal.toFile(), options)) {
+      // opened and closed: readable
+    } catch (IOException | RuntimeException e) {
+      String reason = String.valueOf(e.getMessage()).replace('\n', ' ');
+      if (reason.contains("lock")) {
+        throw new IllegalStateException("journal " + journal + " is in use by another process: " + reason);
+      }
+      throw new IllegalStateException("journal " + journal + " is corrupt or unreadable: " + reason);
     }
   }
 }

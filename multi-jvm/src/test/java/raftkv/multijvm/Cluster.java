@@ -236,20 +236,21 @@ public final class Cluster implements AutoCloseable {
    * @throws IllegalStateException if a node refuses (e.g. 404: no fault injection)
    */
   public void cut(NodeProcess a, NodeProcess b) {
-    expectSuccess(a, "blackhole " + b.id(), control.blackhole(a, b));
-    expectSuccess(b, "blackhole " + a.id(), control.blackhole(b, a));
+    blackhole(a, b);
+    blackhole(b, a);
   }
 
   /**
-   * Heals every cut of every running node; a paused or dead node has to be resumed or restarted
-   * first (a restarted node starts without cuts).
+   * A blackhole on {@code node} for {@code peer}: this alone stops traffic both ways, from one side
+   * (for a peer that cannot be told, e.g. one still starting).
    */
-  public void healAllCuts() {
-    for (NodeProcess node : nodes) {
-      if (node.running()) {
-        expectSuccess(node, "heal", control.heal(node));
-      }
-    }
+  public void blackhole(NodeProcess node, NodeProcess peer) {
+    expectSuccess(node, "blackhole " + peer.id(), control.blackhole(node, peer));
+  }
+
+  /** Heals every cut of {@code node} ({@code POST /v1/faults/heal}); it must answer HTTP. */
+  public void heal(NodeProcess node) {
+    expectSuccess(node, "heal", control.heal(node));
   }
 
   private static void expectSuccess(NodeProcess node, String what, Reply reply) {

@@ -1,5 +1,6 @@
 package raftkv.multijvm;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -14,11 +15,12 @@ import raftkv.history.History;
  * Injects faults into a {@link Cluster} while clients run, and writes each one into the
  * {@link History} as a nemesis event: SIGKILL and restart, SIGSTOP and SIGCONT, and partitions
  * through the nodes' blackhole endpoints. It remembers what is broken, so that {@link #healAll()}
- * can mend everything, and keeps what the availability report needs: when faults were active and
- * when a leader was lost.
+ * can mend everything, and keeps what the availability report needs: when faults were in force
+ * and when a leader was lost.
  *
- * <p>Methods are called from one thread (the test's), between client operations that run on
- * their own threads.
+ * <p>A node counts as faulty from its kill until it answers HTTP again after its restart.
+ * Methods are called from the test's thread; a restart in the background has a watcher thread of
+ * its own.
  */
 public final class Nemesis {
 
@@ -34,14 +36,18 @@ public final class Nemesis {
   /** A fault that took the leader away (kill, pause, isolation, minority side), at {@code nanos}. */
   public record LeaderLoss(long nanos, String description) {}
 
+  private static final Duration LEADER_TIMEOUT = Duration.ofSeconds(30);
+
   private final Cluster cluster;
   private final List<History> histories;
   private final long startNanos;
   private final Set<NodeProcess> dead = new LinkedHashSet<>();
+  private final Set<NodeProcess> booting = new LinkedHashSet<>();
   private final Set<NodeProcess> paused = new LinkedHashSet<>();
   private final Set<Set<NodeProcess>> cuts = new LinkedHashSet<>();
   private final List<Window> faultWindows = new ArrayList<>();
   private final List<LeaderLoss> leaderLosses = new ArrayList<>();
+  private final List<Throwable> bootFailures = new ArrayList<>();
   private long openSince = -1;
   private boolean partitioned;
 
@@ -59,13 +65,14 @@ public final class Nemesis {
     boolean wasLeader = isLeader(node);
     node.kill();
     dead.add(node);
+    booting.remove(node);
     paused.remove(node);
     record("kill " + node.id() + (wasLeader ? " (leader)" : ""), wasLeader);
   }
 
   /** SIGKILL on the current leader (waiting for one to be known); returns it. */
   public synchronized NodeProcess killLeader() {
-    NodeProcess leader = cluster.awaitLeader(java.time.Duration.ofSeconds(30));
+    NodeProcess leader = cluster.awaitLeader(LEADER_TIMEOUT);
     kill(leader);
     return leader;
   }
@@ -75,11 +82,12 @@ public final class Nemesis {
     cluster.nodes().forEach(NodeProcess::sendKill);
     cluster.nodes().forEach(NodeProcess::kill);
     dead.addAll(cluster.nodes());
+    booting.clear();
     paused.clear();
     record("kill all: " + ids(cluster.nodes()), true);
   }
 
-  /** Starts a dead node again with its data dir, and waits until it answers HTTP. */
+  /** Starts a dead node again on its data dir, and waits until it answers HTTP. */
   public synchronized void restart(NodeProcess node) {
     record("restart " + node.id(), false);
     node.start();
@@ -88,19 +96,50 @@ public final class Nemesis {
     record(node.id() + " is up", false);
   }
 
-  /** Starts every dead node at once, then waits until each answers HTTP. */
+  /**
+   * Starts a dead node again on its data dir and returns at once; a watcher thread records when
+   * it answers HTTP. Until then the node is neither {@link #up()} nor a target for faults.
+   */
+  public synchronized void restartInBackground(NodeProcess node) {
+    record("restart " + node.id(), false);
+    node.start();
+    dead.remove(node);
+    booting.add(node);
+    long pid = node.pid();
+    Thread watcher = new Thread(() -> {
+      try {
+        cluster.awaitReady(node, Cluster.START_TIMEOUT);
+        booted(node, pid);
+      } catch (Throwable t) {
+        bootFailed(node, pid, t);
+      }
+    }, cluster.testName() + "-boot-" + node.id());
+    watcher.setDaemon(true);
+    watcher.start();
+  }
+
+  /** Starts every dead node at once, then waits until each (and each booting one) answers HTTP. */
   public synchronized void restartAllDead() {
     List<NodeProcess> down = List.copyOf(dead);
-    if (down.isEmpty()) {
-      return;
+    if (!down.isEmpty()) {
+      record("restart " + ids(down), false);
+      down.forEach(NodeProcess::start);
+      booting.addAll(down);
+      dead.clear();
     }
-    record("restart " + ids(down), false);
-    down.forEach(NodeProcess::start);
-    for (NodeProcess node : down) {
+    for (NodeProcess node : List.copyOf(booting)) {
       cluster.awaitReady(node, Cluster.START_TIMEOUT);
-      dead.remove(node);
     }
-    record(ids(down) + " up", false);
+    if (!booting.isEmpty()) {
+      String up = ids(List.copyOf(booting));
+      booting.clear();
+      record(up + " up", false);
+    }
+    if (!bootFailures.isEmpty()) {
+      AssertionError error = new AssertionError("a node restarted in the background never came up");
+      bootFailures.forEach(error::addSuppressed);
+      throw error;
+    }
   }
 
   /** SIGSTOP on {@code node}. */
@@ -113,7 +152,7 @@ public final class Nemesis {
 
   /** SIGSTOP on the current leader; returns it. */
   public synchronized NodeProcess pauseLeader() {
-    NodeProcess leader = cluster.awaitLeader(java.time.Duration.ofSeconds(30));
+    NodeProcess leader = cluster.awaitLeader(LEADER_TIMEOUT);
     pause(leader);
     return leader;
   }
@@ -132,16 +171,28 @@ public final class Nemesis {
     partition(List.of(node), cluster.others(node));
   }
 
-  /** Cuts every node of {@code side} off from every node of {@code otherSide}. */
+  /**
+   * Cuts every node of {@code side} off from every node of {@code otherSide}: a blackhole on each
+   * node of a pair for the other, or on one of them only when the other is not {@link #up()} (a
+   * dead or starting node cannot be told, and one side's blackhole stops both directions).
+   */
   public synchronized void partition(List<NodeProcess> side, List<NodeProcess> otherSide) {
     Optional<NodeProcess> leader = cluster.leader();
     boolean leaderLost = leader.isPresent() && (side.size() <= otherSide.size()
         ? side.contains(leader.get()) : otherSide.contains(leader.get()));
+    List<NodeProcess> up = up();
     for (NodeProcess a : side) {
       for (NodeProcess b : otherSide) {
         partitioned = true;
-        cluster.cut(a, b);
-        cuts.add(Set.of(a, b));
+        if (up.contains(a)) {
+          cluster.blackhole(a, b);
+        }
+        if (up.contains(b)) {
+          cluster.blackhole(b, a);
+        }
+        if (up.contains(a) || up.contains(b)) {
+          cuts.add(Set.of(a, b));
+        }
       }
     }
     String what = side.size() == 1 && otherSide.size() == cluster.nodes().size() - 1
@@ -150,34 +201,40 @@ public final class Nemesis {
     record(what + leader.map(l -> " (leader " + l.id() + ")").orElse(""), leaderLost);
   }
 
-  /** Heals every cut on every running node. */
+  /** Heals every cut on every node that is up (a restarted node starts without cuts). */
   public synchronized void healPartitions() {
-    cluster.healAllCuts();
-    cuts.removeIf(pair -> pair.stream().allMatch(NodeProcess::running));
+    healCutsOfNodesUp();
+    cuts.removeIf(pair -> pair.stream().noneMatch(paused::contains));
     record("heal partitions", false);
   }
 
   /**
-   * Mends everything: resumes paused nodes, restarts dead ones, and heals every cut on every node
-   * if this nemesis ever cut one (so that scenarios without partitions need no fault endpoints).
+   * Mends everything: resumes paused nodes, restarts dead ones and waits for every restart, and
+   * heals every cut on every node if this nemesis ever cut one (so that scenarios without
+   * partitions need no fault endpoints).
    */
   public synchronized void healAll() {
     for (NodeProcess node : List.copyOf(paused)) {
       resume(node);
     }
     restartAllDead();
-    if (partitioned) {
-      cluster.healAllCuts();
-    }
+    healCutsOfNodesUp();
     cuts.clear();
     record("heal all", false);
   }
 
   // ---- what happened
 
+  /** The nodes that run, answer, and are not paused: the ones a fault can target now. */
+  public synchronized List<NodeProcess> up() {
+    return cluster.nodes().stream()
+        .filter(n -> n.running() && !booting.contains(n) && !paused.contains(n) && !dead.contains(n))
+        .toList();
+  }
+
   /** True while some fault is in force. */
   public synchronized boolean faulty() {
-    return !dead.isEmpty() || !paused.isEmpty() || !cuts.isEmpty();
+    return !dead.isEmpty() || !booting.isEmpty() || !paused.isEmpty() || !cuts.isEmpty();
   }
 
   /** The spans during which some fault was in force; the last may still be open. */
@@ -192,6 +249,29 @@ public final class Nemesis {
   /** The faults that took the leader away, in order. */
   public synchronized List<LeaderLoss> leaderLosses() {
     return List.copyOf(leaderLosses);
+  }
+
+  private void healCutsOfNodesUp() {
+    if (!partitioned) {
+      return;
+    }
+    for (NodeProcess node : cluster.nodes()) {
+      if (node.running() && !booting.contains(node)) {
+        cluster.heal(node);
+      }
+    }
+  }
+
+  private synchronized void booted(NodeProcess node, long pid) {
+    if (node.pid() == pid && booting.remove(node)) {
+      record(node.id() + " is up", false);
+    }
+  }
+
+  private synchronized void bootFailed(NodeProcess node, long pid, Throwable failure) {
+    if (node.pid() == pid && booting.contains(node)) {
+      bootFailures.add(failure);
+    }
   }
 
   private boolean isLeader(NodeProcess node) {
