@@ -7,9 +7,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Collectors;
 
 import raftkv.history.History;
 import raftkv.history.Op.Outcome;
@@ -61,6 +63,7 @@ public final class ClientPool {
   private final AtomicInteger nextProcess;
   private final AtomicReference<Throwable> crash = new AtomicReference<>();
   private final Map<Outcome, AtomicInteger> outcomes = new HashMap<>();
+  private final Map<String, AtomicInteger> errors = new ConcurrentHashMap<>();
   private volatile boolean stopping;
 
   private ClientPool(Builder settings) {
@@ -203,12 +206,20 @@ public final class ClientPool {
     return settings.workload;
   }
 
-  /** "1234 ops: 1000 OK, 34 FAIL, 200 UNKNOWN". */
+  /**
+   * "register clients: 1234 ops: 1000 OK, 34 FAIL, 200 UNKNOWN; errors: 503 unavailable x20, ...":
+   * the outcomes, and how often each kind of error answer (not a refused CAS) came back.
+   */
   public String summary() {
     int total = outcomes.values().stream().mapToInt(AtomicInteger::get).sum();
+    String errorKinds = errors.entrySet().stream()
+        .sorted((a, b) -> b.getValue().get() - a.getValue().get())
+        .map(e -> e.getKey() + " x" + e.getValue())
+        .collect(Collectors.joining(", "));
     return settings.workload.name().toLowerCase() + " clients: " + total + " ops: "
         + outcomes.get(Outcome.OK) + " OK, " + outcomes.get(Outcome.FAIL) + " FAIL, "
-        + outcomes.get(Outcome.UNKNOWN) + " UNKNOWN";
+        + outcomes.get(Outcome.UNKNOWN) + " UNKNOWN"
+        + (errorKinds.isEmpty() ? "" : "; errors: " + errorKinds);
   }
 
   /** Number of operations with {@code outcome} so far. */
@@ -243,6 +254,10 @@ public final class ClientPool {
         Result result = settings.workload == Workload.SET ? add() : registerOp();
         outcomes.get(result.outcome()).incrementAndGet();
         if (!result.answered()) {
+          String kind = result.detail();
+          int colon = kind.indexOf(':');
+          errors.computeIfAbsent(colon < 0 ? kind : kind.substring(0, colon),
+              k -> new AtomicInteger()).incrementAndGet();
           if (result.outcome() == Outcome.UNKNOWN) {
             process = nextProcess.getAndIncrement();
           }

@@ -63,11 +63,12 @@ public final class Nemesis {
   /** SIGKILL on {@code node}. */
   public synchronized void kill(NodeProcess node) {
     boolean wasLeader = isLeader(node);
+    long at = announce("kill " + node.id() + (wasLeader ? " (leader)" : ""), wasLeader);
     node.kill();
     dead.add(node);
     booting.remove(node);
     paused.remove(node);
-    record("kill " + node.id() + (wasLeader ? " (leader)" : ""), wasLeader);
+    updateWindows(at);
   }
 
   /** SIGKILL on the current leader (waiting for one to be known); returns it. */
@@ -79,12 +80,13 @@ public final class Nemesis {
 
   /** SIGKILL on every node at the same instant. */
   public synchronized void killAll() {
+    long at = announce("kill all: " + ids(cluster.nodes()), true);
     cluster.nodes().forEach(NodeProcess::sendKill);
     cluster.nodes().forEach(NodeProcess::kill);
     dead.addAll(cluster.nodes());
     booting.clear();
     paused.clear();
-    record("kill all: " + ids(cluster.nodes()), true);
+    updateWindows(at);
   }
 
   /** Starts a dead node again on its data dir, and waits until it answers HTTP. */
@@ -145,9 +147,10 @@ public final class Nemesis {
   /** SIGSTOP on {@code node}. */
   public synchronized void pause(NodeProcess node) {
     boolean wasLeader = isLeader(node);
+    long at = announce("pause " + node.id() + (wasLeader ? " (leader)" : ""), wasLeader);
     node.pause();
     paused.add(node);
-    record("pause " + node.id() + (wasLeader ? " (leader)" : ""), wasLeader);
+    updateWindows(at);
   }
 
   /** SIGSTOP on the current leader; returns it. */
@@ -180,6 +183,9 @@ public final class Nemesis {
     Optional<NodeProcess> leader = cluster.leader();
     boolean leaderLost = leader.isPresent() && (side.size() <= otherSide.size()
         ? side.contains(leader.get()) : otherSide.contains(leader.get()));
+    String what = side.size() == 1 && otherSide.size() == cluster.nodes().size() - 1
+        ? "isolate " + side.get(0).id()
+        : "partition [" + ids(side) + "] | [" + ids(otherSide) + "]";
     List<NodeProcess> up = up();
     for (NodeProcess a : side) {
       for (NodeProcess b : otherSide) {
@@ -195,9 +201,7 @@ public final class Nemesis {
         }
       }
     }
-    String what = side.size() == 1 && otherSide.size() == cluster.nodes().size() - 1
-        ? "isolate " + side.get(0).id()
-        : "partition [" + ids(side) + "] | [" + ids(otherSide) + "]";
+    // recorded once every cut is in place: before that the leader may still reach a majority
     record(what + leader.map(l -> " (leader " + l.id() + ")").orElse(""), leaderLost);
   }
 
@@ -278,7 +282,16 @@ public final class Nemesis {
     return node.running() && cluster.leader().map(l -> l == node).orElse(false);
   }
 
+  /** Records a change that already happened (a repair, a node that came up), with its effect. */
   private void record(String description, boolean leaderLost) {
+    updateWindows(announce(description, leaderLost));
+  }
+
+  /**
+   * Writes {@code description} into the histories and the output now, before a fault is
+   * applied, so that the event is not later than the fault; returns the time.
+   */
+  private long announce(String description, boolean leaderLost) {
     long now = System.nanoTime();
     for (History history : histories) {
       history.nemesis(description);
@@ -286,14 +299,19 @@ public final class Nemesis {
     if (leaderLost) {
       leaderLosses.add(new LeaderLoss(now, description));
     }
-    if (faulty() && openSince < 0) {
-      openSince = now;
-    } else if (!faulty() && openSince >= 0) {
-      faultWindows.add(new Window(openSince, now));
-      openSince = -1;
-    }
     System.out.printf(Locale.ROOT, "[%s] %8.1f s  nemesis: %s%n", cluster.testName(),
         (now - startNanos) / 1e9, description);
+    return now;
+  }
+
+  /** Opens or closes the current fault window after a change of state made at {@code at}. */
+  private void updateWindows(long at) {
+    if (faulty() && openSince < 0) {
+      openSince = at;
+    } else if (!faulty() && openSince >= 0) {
+      faultWindows.add(new Window(openSince, at));
+      openSince = -1;
+    }
   }
 
   private static String ids(List<NodeProcess> nodes) {

@@ -1,5 +1,6 @@
 package raftkv.multijvm;
 
+import java.io.File;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -9,6 +10,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -139,7 +141,7 @@ public final class NodeProcess {
           .directory(workingDir.toFile())
           .redirectErrorStream(true)
           .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
-          .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+          .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
       builder.environment().putAll(environment);
       process = builder.start();
       started.add(process.toHandle());
@@ -179,14 +181,22 @@ public final class NodeProcess {
     state = State.RUNNING;
   }
 
-  /** Kills the process, whatever its state; used when the cluster closes. Never throws. */
+  /**
+   * Kills the process, whatever its state, and waits for it to be gone; used when the cluster
+   * closes, also from a test thread that a timeout interrupted. Never throws.
+   */
   synchronized void destroy() {
     if (process != null && process.isAlive()) {
       process.destroyForcibly();
+      boolean interrupted = Thread.interrupted(); // wait anyway, then restore the flag
       try {
         process.waitFor(EXIT_WAIT_SECONDS, TimeUnit.SECONDS);
       } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
+        interrupted = true;
+      } finally {
+        if (interrupted) {
+          Thread.currentThread().interrupt();
+        }
       }
     }
     state = State.KILLED;
@@ -238,7 +248,7 @@ public final class NodeProcess {
 
   @Override
   public synchronized String toString() {
-    return id + "(" + state.name().toLowerCase(java.util.Locale.ROOT)
+    return id + "(" + state.name().toLowerCase(Locale.ROOT)
         + (process == null ? "" : ", pid " + process.pid() + (process.isAlive() ? "" : ", exited"))
         + ")";
   }

@@ -2,6 +2,7 @@ package raftkv.multijvm;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -66,7 +67,7 @@ class PartitionIT {
 
   private static List<NodeProcess> shuffled(Scenario scenario, List<NodeProcess> nodes) {
     List<NodeProcess> copy = new ArrayList<>(nodes);
-    java.util.Collections.shuffle(copy, scenario.random());
+    Collections.shuffle(copy, scenario.random());
     return copy;
   }
 }

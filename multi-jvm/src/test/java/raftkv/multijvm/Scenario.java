@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -76,7 +77,7 @@ public final class Scenario implements AutoCloseable {
   /** "ClassName.method", the name of the test's log directory. */
   public static String testName(TestInfo info) {
     return info.getTestClass().map(Class::getSimpleName).orElse("test") + "."
-        + info.getTestMethod().map(java.lang.reflect.Method::getName).orElse("run");
+        + info.getTestMethod().map(Method::getName).orElse("run");
   }
 
   /** The seed of {@code test}: {@code raftkv.seed} if set, else a fresh one; printed either way. */
@@ -179,6 +180,17 @@ public final class Scenario implements AutoCloseable {
    * explanation if a history is wrong.
    */
   public void verify() {
+    try {
+      stopHealAndCheck();
+    } finally {
+      writeFile("history.txt", history.describe());
+      if (!setHistory.ops().isEmpty()) {
+        writeFile("set-history.txt", setHistory.describe());
+      }
+    }
+  }
+
+  private void stopHealAndCheck() {
     pools.forEach(ClientPool::stop);
     pools.forEach(pool -> log(pool.summary()));
     log("healing everything");
@@ -195,15 +207,9 @@ public final class Scenario implements AutoCloseable {
     log(availability.describe());
     assertTrue(availability.shareDuringFaults() >= 0 && availability.shareDuringFaults() <= 1,
         "availability is a share");
-    writeFile("history.txt", history.describe());
-    if (set.isPresent()) {
-      writeFile("set-history.txt", setHistory.describe());
-    }
 
-    long checkStart = System.nanoTime();
     CheckReport report = new LinearizabilityChecker().check(history);
-    log(report.describe().lines().findFirst().orElse("") + " (" 
-        + (System.nanoTime() - checkStart) / 1_000_000 + " ms)");
+    log(report.describe().lines().findFirst().orElse(""));
     set.ifPresent(result -> log(result.toString()));
     long okWrites = history.ops().stream()
         .filter(op -> op.mutates() && op.outcome() == Outcome.OK).count();
