@@ -222,10 +222,7 @@ final class Leader extends Role {
       if (r.matchIndex() > p.matchIndex) {
         p.matchIndex = r.matchIndex();
       }
-      if (p.probing) {
-        p.probing = false;
-        p.nextIndex = Math.max(p.nextIndex, p.matchIndex + 1);
-      }
+      p.probing = false; // the logs match up to matchIndex: pipeline from here
       p.nextIndex = Math.max(p.nextIndex, p.matchIndex + 1);
       maybeCommit();
       sendEntries(r.followerId(), p);
