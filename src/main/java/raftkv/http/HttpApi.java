@@ -5,6 +5,7 @@ import akka.http.javadsl.Http;
 import akka.http.javadsl.ServerBinding;
 import akka.http.javadsl.model.ContentTypes;
 import akka.http.javadsl.model.HttpEntities;
+import akka.http.javadsl.model.HttpEntity;
 import akka.http.javadsl.model.HttpHeader;
 import akka.http.javadsl.model.HttpMethod;
 import akka.http.javadsl.model.HttpMethods;
@@ -34,6 +35,7 @@ import raftkv.kv.KvCommand;
 import raftkv.kv.KvLimits;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
+import raftkv.util.Stages;
 
 import java.util.List;
 import java.util.Objects;
@@ -245,6 +247,13 @@ public final class HttpApi {
   private CompletionStage<byte[]> readValue(HttpRequest request) {
     RequestEntity entity = request.entity();
     long max = limits.maxValueBytes();
+    if (entity instanceof HttpEntity.Strict strict) {
+      // the common case: the body arrived with the headers, no stream to run
+      long size = strict.getData().size();
+      return size > max
+          ? CompletableFuture.failedFuture(ApiError.tooLarge("the value is " + size + " bytes, the limit is " + max))
+          : CompletableFuture.completedFuture(strict.getData().toArray());
+    }
     OptionalLong length = entity.getContentLengthOption();
     if (length.isPresent() && length.getAsLong() > max) {
       ApiError error = ApiError.tooLarge("the value is " + length.getAsLong() + " bytes, the limit is " + max);
@@ -252,17 +261,25 @@ public final class HttpApi {
       if (!drain) {
         return CompletableFuture.failedFuture(error);
       }
-      return entity.discardBytes(materializer).completionStage().handle((done, failure) -> {
+      return Stages.direct(entity.discardBytes(materializer).completionStage()).handle((done, failure) -> {
         throw error;
       });
     }
-    return entity.withSizeLimit(max).toStrict(BODY_TIMEOUT_MILLIS, max, materializer)
+    return Stages.direct(entity.withSizeLimit(max).toStrict(BODY_TIMEOUT_MILLIS, max, materializer))
         .handle((strict, failure) -> {
           if (failure != null) {
             throw bodyFailure(failure, "the value is over the limit of " + max + " bytes");
           }
           return strict.getData().toArray();
         });
+  }
+
+  /** The whole body of a request: at once when it came with the headers, else read within BODY_TIMEOUT_MILLIS. */
+  private CompletableFuture<akka.util.ByteString> strictBody(RequestEntity entity) {
+    if (entity instanceof HttpEntity.Strict strict) {
+      return CompletableFuture.completedFuture(strict.getData());
+    }
+    return Stages.direct(entity.toStrict(BODY_TIMEOUT_MILLIS, materializer)).thenApply(HttpEntity.Strict::getData);
   }
 
   /** A body that could not be read: too long, too slow or cut short. Nothing was applied. */
@@ -306,12 +323,12 @@ public final class HttpApi {
   // ---- POST /v1/txn
 
   private Route txn(HttpRequest request) {
-    return respond(Call.WRITE, () -> request.entity().toStrict(BODY_TIMEOUT_MILLIS, materializer)
+    return respond(Call.WRITE, () -> strictBody(request.entity())
         .handle((strict, failure) -> {
           if (failure != null) {
             throw bodyFailure(failure, "the transaction is larger than the server accepts");
           }
-          return TxnRequest.parse(strict.getData().toArray());
+          return TxnRequest.parse(strict.toArray());
         })
         .thenCompose(txn -> {
           limits.validate(txn);
@@ -452,7 +469,7 @@ public final class HttpApi {
   private static Route respond(Call call, Callable<CompletionStage<HttpResponse>> action) {
     CompletionStage<HttpResponse> response;
     try {
-      response = action.call().exceptionally(failure -> toError(failure, call).toResponse());
+      response = Stages.direct(action.call()).exceptionally(failure -> toError(failure, call).toResponse());
     } catch (Exception e) {
       response = CompletableFuture.completedFuture(toError(e, call).toResponse());
     }

@@ -14,6 +14,7 @@ import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
 import raftkv.raft.RaftNode;
 import raftkv.raft.RaftSettings;
+import raftkv.util.Stages;
 
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
@@ -91,7 +92,7 @@ public final class RaftKvNode implements RaftKv {
   private CompletionStage<KvResult> ask(Function<ActorRef<RaftNode.ClientReply>, RaftNode.Command> request,
                                         RaftKvException.Kind onTimeout, String timeoutMessage) {
     CompletableFuture<KvResult> result = new CompletableFuture<>();
-    AskPattern.<RaftNode.Command, RaftNode.ClientReply>ask(node, request::apply, timeout, system.scheduler())
+    Stages.direct(AskPattern.<RaftNode.Command, RaftNode.ClientReply>ask(node, request::apply, timeout, system.scheduler()))
         .whenComplete((reply, error) -> {
           if (error != null) {
             Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
@@ -109,11 +110,11 @@ public final class RaftKvNode implements RaftKv {
 
   @Override
   public CompletionStage<ClusterStatus> status() {
-    return AskPattern.ask(node, RaftNode.GetStatus::new, timeout, system.scheduler());
+    return Stages.direct(AskPattern.ask(node, RaftNode.GetStatus::new, timeout, system.scheduler()));
   }
 
   @Override
   public CompletionStage<Health> health() {
-    return AskPattern.ask(node, RaftNode.GetHealth::new, timeout, system.scheduler());
+    return Stages.direct(AskPattern.ask(node, RaftNode.GetHealth::new, timeout, system.scheduler()));
   }
 }
