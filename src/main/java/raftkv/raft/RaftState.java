@@ -145,6 +145,14 @@ final class RaftState {
     durableIndex = Math.min(durableIndex, fromIndex - 1);
   }
 
+  /**
+   * The log up to here has been handed to the journal (it is durable, or in the batch in flight);
+   * what follows waits in the open batch for the one in flight to finish.
+   */
+  long journaledIndex() {
+    return openFromIndex == Long.MAX_VALUE ? log.lastIndex() : openFromIndex - 1;
+  }
+
   /** The batch that will hold everything changed so far: wait for it to speak about the log. */
   long lastRequestedSeq() {
     if (!openHardState.isEmpty() || openFromIndex != Long.MAX_VALUE) {

@@ -38,6 +38,9 @@ abstract class Role {
   private Behavior<RaftNode.Command> receive(RaftNode.Command message) {
     Behavior<RaftNode.Command> next = receiveOne(message);
     s.persistIfIdle(); // everything this message changed goes to the journal as one batch
+    if (next == Behaviors.<RaftNode.Command>same()) {
+      afterMessage(); // only while this role lasts: a role that ended must not speak for its term
+    }
     return next;
   }
 
@@ -90,6 +93,9 @@ abstract class Role {
     Behavior<RaftNode.Command> next = handle(message);
     return next == null ? Behaviors.same() : next;
   }
+
+  /** Hook after each message that left the node in this role, once its changes went to the journal. */
+  protected void afterMessage() {}
 
   /** Hook when a higher term ends this role: answer whatever the role still holds. */
   protected void onStepDown() {}
