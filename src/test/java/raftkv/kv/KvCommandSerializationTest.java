@@ -12,17 +12,12 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import raftkv.testutil.RecordAssertions;
 
-import java.lang.reflect.RecordComponent;
 import java.util.ArrayList;
 import java.util.List;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertSame;
 
 /**
  * The kv records cross the wire between nodes and sit in the journal: they must survive Akka's
@@ -99,39 +94,6 @@ class KvCommandSerializationTest {
     String manifest = Serializers.manifestFor(serializer, message);
     Object back = serialization.deserialize(bytes, serializer.identifier(), manifest).get();
     // then
-    assertFieldsEqual(message, back, message.getClass().getSimpleName());
-  }
-
-  /** Equality through records and lists, with byte arrays compared by content. */
-  private static void assertFieldsEqual(Object expected, Object actual, String path) {
-    if (expected == null) {
-      assertNull(actual, path);
-    } else if (expected instanceof byte[] bytes) {
-      assertInstanceOf(byte[].class, actual, path);
-      assertArrayEquals(bytes, (byte[]) actual, path);
-    } else if (expected instanceof List<?> list) {
-      assertInstanceOf(List.class, actual, path);
-      List<?> other = (List<?>) actual;
-      assertEquals(list.size(), other.size(), path + ".size");
-      for (int i = 0; i < list.size(); i++) {
-        assertFieldsEqual(list.get(i), other.get(i), path + "[" + i + "]");
-      }
-    } else if (expected.getClass().isRecord()) {
-      assertNotNull(actual, path);
-      assertSame(expected.getClass(), actual.getClass(), path);
-      for (RecordComponent component : expected.getClass().getRecordComponents()) {
-        assertFieldsEqual(read(component, expected), read(component, actual), path + "." + component.getName());
-      }
-    } else {
-      assertEquals(expected, actual, path);
-    }
-  }
-
-  private static Object read(RecordComponent component, Object record) {
-    try {
-      return component.getAccessor().invoke(record);
-    } catch (ReflectiveOperationException e) {
-      throw new AssertionError("cannot read " + component, e);
-    }
+    RecordAssertions.assertFieldsEqual(message, back, message.getClass().getSimpleName());
   }
 }

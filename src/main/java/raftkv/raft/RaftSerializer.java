@@ -1,0 +1,488 @@
+package raftkv.raft;
+
+import akka.actor.ExtendedActorSystem;
+import akka.serialization.SerializerWithStringManifest;
+import raftkv.kv.Compare;
+import raftkv.kv.KvCommand;
+import raftkv.kv.TxnOp;
+
+import java.io.NotSerializableException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A compact binary format for the messages of the replication hot path and the journal's events:
+ * every Raft message between peers and every event of {@link RaftJournal}, with the log entries
+ * and the KV commands they carry. Jackson CBOR (reflection over records, polymorphic type names
+ * per entry) cost a follower more than the rest of its work put together; this format writes
+ * fields in a fixed order with a version byte in front.
+ *
+ * <p>Strings are written losslessly for every Java string (unpaired surrogates included), the way
+ * {@code DataOutput.writeUTF} does, with a variable-length length. Journals written before this
+ * serializer existed still read: their events carry the Jackson serializer's id.
+ */
+public final class RaftSerializer extends SerializerWithStringManifest {
+  /** Akka's serializer id; never change it, journals carry it. */
+  public static final int IDENTIFIER = 7301;
+  private static final byte VERSION = 1;
+
+  private static final String APPEND_ENTRIES = "AE";
+  private static final String APPEND_REPLY = "AR";
+  private static final String REQUEST_VOTE = "RV";
+  private static final String VOTE_REPLY = "VR";
+  private static final String PRE_VOTE = "PV";
+  private static final String PRE_VOTE_REPLY = "PR";
+  private static final String ENTRIES_APPENDED = "EA";
+  private static final String TERM_ADVANCED = "TA";
+  private static final String VOTE_CAST = "VC";
+  private static final String BOOTSTRAPPED = "BS";
+
+  private static final byte NO_OP = 0;
+  private static final byte CLIENT_COMMAND = 1;
+  private static final byte PUT = 1;
+  private static final byte DELETE = 2;
+  private static final byte TXN = 3;
+  private static final byte OP_PUT = 1;
+  private static final byte OP_GET = 2;
+  private static final byte OP_DELETE = 3;
+
+  public RaftSerializer(ExtendedActorSystem system) {
+    // no state: the format needs nothing from the system
+  }
+
+  @Override
+  public int identifier() {
+    return IDENTIFIER;
+  }
+
+  @Override
+  public String manifest(Object o) {
+    if (o instanceof RaftNode.AppendEntries) {
+      return APPEND_ENTRIES;
+    } else if (o instanceof RaftNode.AppendReply) {
+      return APPEND_REPLY;
+    } else if (o instanceof RaftNode.RequestVote) {
+      return REQUEST_VOTE;
+    } else if (o instanceof RaftNode.VoteReply) {
+      return VOTE_REPLY;
+    } else if (o instanceof RaftNode.PreVote) {
+      return PRE_VOTE;
+    } else if (o instanceof RaftNode.PreVoteReply) {
+      return PRE_VOTE_REPLY;
+    } else if (o instanceof RaftJournal.EntriesAppended) {
+      return ENTRIES_APPENDED;
+    } else if (o instanceof RaftJournal.TermAdvanced) {
+      return TERM_ADVANCED;
+    } else if (o instanceof RaftJournal.VoteCast) {
+      return VOTE_CAST;
+    } else if (o instanceof RaftJournal.Bootstrapped) {
+      return BOOTSTRAPPED;
+    }
+    throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName());
+  }
+
+  @Override
+  public byte[] toBinary(Object o) {
+    Out out = new Out(o instanceof RaftNode.AppendEntries ae ? 64 + 96 * ae.entries().size()
+        : o instanceof RaftJournal.EntriesAppended ea ? 32 + 96 * ea.entries().size() : 64);
+    out.b(VERSION);
+    if (o instanceof RaftNode.AppendEntries m) {
+      out.l(m.term()).s(m.leaderId()).ns(m.leaderHttp()).l(m.prevLogIndex()).l(m.prevLogTerm())
+          .l(m.leaderCommit()).l(m.seq());
+      entries(out, m.entries());
+    } else if (o instanceof RaftNode.AppendReply m) {
+      out.l(m.term()).l(m.requestTerm()).s(m.followerId()).ns(m.followerHttp()).bool(m.success())
+          .l(m.matchIndex()).l(m.prevLogIndex()).l(m.conflictIndex()).l(m.conflictTerm()).l(m.seq());
+    } else if (o instanceof RaftNode.RequestVote m) {
+      out.l(m.term()).s(m.candidateId()).l(m.lastLogIndex()).l(m.lastLogTerm());
+    } else if (o instanceof RaftNode.VoteReply m) {
+      out.l(m.term()).s(m.voterId()).bool(m.granted());
+    } else if (o instanceof RaftNode.PreVote m) {
+      out.l(m.nextTerm()).s(m.candidateId()).l(m.lastLogIndex()).l(m.lastLogTerm());
+    } else if (o instanceof RaftNode.PreVoteReply m) {
+      out.l(m.term()).l(m.nextTerm()).s(m.voterId()).bool(m.granted());
+    } else if (o instanceof RaftJournal.EntriesAppended e) {
+      out.l(e.fromIndex());
+      entries(out, e.entries());
+    } else if (o instanceof RaftJournal.TermAdvanced e) {
+      out.l(e.term());
+    } else if (o instanceof RaftJournal.VoteCast e) {
+      out.l(e.term()).s(e.candidateId());
+    } else if (o instanceof RaftJournal.Bootstrapped e) {
+      out.i(e.voters().size());
+      for (Peer p : e.voters()) {
+        out.s(p.id()).s(p.host()).i(p.port());
+      }
+    } else {
+      throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName());
+    }
+    return out.toBytes();
+  }
+
+  @Override
+  public Object fromBinary(byte[] bytes, String manifest) throws NotSerializableException {
+    In in = new In(bytes);
+    try {
+      byte version = in.b();
+      if (version != VERSION) {
+        throw new NotSerializableException("raft message format " + version + " is not known (manifest " + manifest + ")");
+      }
+      Object result = switch (manifest) {
+        case APPEND_ENTRIES -> {
+          long term = in.l();
+          String leaderId = in.s();
+          String leaderHttp = in.ns();
+          long prevLogIndex = in.l();
+          long prevLogTerm = in.l();
+          long leaderCommit = in.l();
+          long seq = in.l();
+          yield new RaftNode.AppendEntries(term, leaderId, leaderHttp, prevLogIndex, prevLogTerm, entries(in),
+              leaderCommit, seq);
+        }
+        case APPEND_REPLY -> new RaftNode.AppendReply(in.l(), in.l(), in.s(), in.ns(), in.bool(), in.l(), in.l(),
+            in.l(), in.l(), in.l());
+        case REQUEST_VOTE -> new RaftNode.RequestVote(in.l(), in.s(), in.l(), in.l());
+        case VOTE_REPLY -> new RaftNode.VoteReply(in.l(), in.s(), in.bool());
+        case PRE_VOTE -> new RaftNode.PreVote(in.l(), in.s(), in.l(), in.l());
+        case PRE_VOTE_REPLY -> new RaftNode.PreVoteReply(in.l(), in.l(), in.s(), in.bool());
+        case ENTRIES_APPENDED -> {
+          long from = in.l();
+          yield new RaftJournal.EntriesAppended(from, entries(in));
+        }
+        case TERM_ADVANCED -> new RaftJournal.TermAdvanced(in.l());
+        case VOTE_CAST -> new RaftJournal.VoteCast(in.l(), in.s());
+        case BOOTSTRAPPED -> {
+          int n = in.count();
+          List<Peer> voters = new ArrayList<>(n);
+          for (int i = 0; i < n; i++) {
+            voters.add(new Peer(in.s(), in.s(), in.i()));
+          }
+          yield new RaftJournal.Bootstrapped(List.copyOf(voters));
+        }
+        default -> throw new NotSerializableException("unknown raft message manifest '" + manifest + "'");
+      };
+      if (in.remaining() != 0) {
+        throw new NotSerializableException(in.remaining() + " bytes left over after a " + manifest + " message");
+      }
+      return result;
+    } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
+      throw new NotSerializableException("corrupt " + manifest + " message: " + e.getMessage());
+    }
+  }
+
+  // ---- entries and commands
+
+  private static void entries(Out out, List<LogEntry> entries) {
+    out.i(entries.size());
+    for (LogEntry e : entries) {
+      out.l(e.index()).l(e.term());
+      if (e.payload() instanceof LogEntry.NoOp n) {
+        out.b(NO_OP).l(n.leaderTermMarker());
+      } else if (e.payload() instanceof LogEntry.ClientCommand c) {
+        out.b(CLIENT_COMMAND);
+        command(out, c.command());
+      } else {
+        throw new IllegalArgumentException("unknown log entry payload " + e.payload());
+      }
+    }
+  }
+
+  private static List<LogEntry> entries(In in) {
+    int n = in.count();
+    if (n == 0) {
+      return List.of();
+    }
+    LogEntry[] entries = new LogEntry[n];
+    for (int i = 0; i < n; i++) {
+      long index = in.l();
+      long term = in.l();
+      byte kind = in.b();
+      LogEntry.Payload payload = switch (kind) {
+        case NO_OP -> new LogEntry.NoOp(in.l());
+        case CLIENT_COMMAND -> new LogEntry.ClientCommand(command(in));
+        default -> throw new IllegalArgumentException("unknown log entry payload kind " + kind);
+      };
+      entries[i] = new LogEntry(index, term, payload);
+    }
+    return Arrays.asList(entries);
+  }
+
+  private static void command(Out out, KvCommand command) {
+    if (command instanceof KvCommand.Put p) {
+      out.b(PUT).s(p.key()).bytes(p.value()).l(p.lease()).nl(p.ifModRevision()).bool(p.ifAbsent());
+    } else if (command instanceof KvCommand.Delete d) {
+      out.b(DELETE).s(d.key()).bool(d.prefix()).nl(d.ifModRevision());
+    } else if (command instanceof KvCommand.Txn t) {
+      out.b(TXN).i(t.compare().size());
+      for (Compare c : t.compare()) {
+        out.s(c.key()).s(c.target().name()).s(c.op().name()).l(c.number()).nbytes(c.value());
+      }
+      ops(out, t.success());
+      ops(out, t.failure());
+    } else {
+      throw new IllegalArgumentException("unknown command " + command);
+    }
+  }
+
+  private static KvCommand command(In in) {
+    byte kind = in.b();
+    return switch (kind) {
+      case PUT -> new KvCommand.Put(in.s(), in.bytes(), in.l(), in.nl(), in.bool());
+      case DELETE -> new KvCommand.Delete(in.s(), in.bool(), in.nl());
+      case TXN -> {
+        int n = in.count();
+        List<Compare> compares = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+          compares.add(new Compare(in.s(), Compare.Target.valueOf(in.s()), Compare.Op.valueOf(in.s()), in.l(),
+              in.nbytes()));
+        }
+        List<TxnOp> success = ops(in);
+        yield new KvCommand.Txn(compares, success, ops(in));
+      }
+      default -> throw new IllegalArgumentException("unknown command kind " + kind);
+    };
+  }
+
+  private static void ops(Out out, List<TxnOp> ops) {
+    out.i(ops.size());
+    for (TxnOp op : ops) {
+      if (op instanceof TxnOp.Put p) {
+        out.b(OP_PUT).s(p.key()).bytes(p.value()).l(p.lease());
+      } else if (op instanceof TxnOp.Get g) {
+        out.b(OP_GET).s(g.key());
+      } else if (op instanceof TxnOp.Delete d) {
+        out.b(OP_DELETE).s(d.key()).bool(d.prefix());
+      } else {
+        throw new IllegalArgumentException("unknown transaction op " + op);
+      }
+    }
+  }
+
+  private static List<TxnOp> ops(In in) {
+    int n = in.count();
+    List<TxnOp> ops = new ArrayList<>(n);
+    for (int i = 0; i < n; i++) {
+      byte kind = in.b();
+      ops.add(switch (kind) {
+        case OP_PUT -> new TxnOp.Put(in.s(), in.bytes(), in.l());
+        case OP_GET -> new TxnOp.Get(in.s());
+        case OP_DELETE -> new TxnOp.Delete(in.s(), in.bool());
+        default -> throw new IllegalArgumentException("unknown transaction op kind " + kind);
+      });
+    }
+    return ops;
+  }
+
+  // ---- primitives
+
+  /** A growable big-endian buffer. */
+  private static final class Out {
+    private byte[] buf;
+    private int pos;
+
+    Out(int capacity) {
+      buf = new byte[Math.max(16, capacity)];
+    }
+
+    private void room(int n) {
+      if (pos + n > buf.length) {
+        buf = Arrays.copyOf(buf, Math.max(buf.length * 2, pos + n));
+      }
+    }
+
+    Out b(byte v) {
+      room(1);
+      buf[pos++] = v;
+      return this;
+    }
+
+    Out bool(boolean v) {
+      return b(v ? (byte) 1 : (byte) 0);
+    }
+
+    Out l(long v) {
+      room(8);
+      for (int shift = 56; shift >= 0; shift -= 8) {
+        buf[pos++] = (byte) (v >>> shift);
+      }
+      return this;
+    }
+
+    /** A non-negative int in 1-5 bytes. */
+    Out i(int v) {
+      if (v < 0) {
+        throw new IllegalArgumentException("negative length " + v);
+      }
+      room(5);
+      while ((v & ~0x7F) != 0) {
+        buf[pos++] = (byte) ((v & 0x7F) | 0x80);
+        v >>>= 7;
+      }
+      buf[pos++] = (byte) v;
+      return this;
+    }
+
+    Out nl(Long v) {
+      return v == null ? b((byte) 0) : b((byte) 1).l(v);
+    }
+
+    Out bytes(byte[] v) {
+      i(v.length);
+      room(v.length);
+      System.arraycopy(v, 0, buf, pos, v.length);
+      pos += v.length;
+      return this;
+    }
+
+    Out nbytes(byte[] v) {
+      return v == null ? b((byte) 0) : b((byte) 1).bytes(v);
+    }
+
+    /** Modified UTF-8 of every char, so that any Java string comes back the same. */
+    Out s(String v) {
+      int n = v.length();
+      int len = 0;
+      for (int k = 0; k < n; k++) {
+        char c = v.charAt(k);
+        len += c >= 1 && c <= 0x7F ? 1 : c <= 0x7FF ? 2 : 3;
+      }
+      i(len);
+      room(len);
+      for (int k = 0; k < n; k++) {
+        char c = v.charAt(k);
+        if (c >= 1 && c <= 0x7F) {
+          buf[pos++] = (byte) c;
+        } else if (c <= 0x7FF) {
+          buf[pos++] = (byte) (0xC0 | (c >> 6));
+          buf[pos++] = (byte) (0x80 | (c & 0x3F));
+        } else {
+          buf[pos++] = (byte) (0xE0 | (c >> 12));
+          buf[pos++] = (byte) (0x80 | ((c >> 6) & 0x3F));
+          buf[pos++] = (byte) (0x80 | (c & 0x3F));
+        }
+      }
+      return this;
+    }
+
+    Out ns(String v) {
+      return v == null ? b((byte) 0) : b((byte) 1).s(v);
+    }
+
+    byte[] toBytes() {
+      return Arrays.copyOf(buf, pos);
+    }
+  }
+
+  /** Reads what {@link Out} wrote; any overrun is an IndexOutOfBoundsException. */
+  private static final class In {
+    private final byte[] buf;
+    private int pos;
+
+    In(byte[] buf) {
+      this.buf = buf;
+    }
+
+    int remaining() {
+      return buf.length - pos;
+    }
+
+    private void need(int n) {
+      if (n < 0 || pos + n > buf.length) {
+        throw new IndexOutOfBoundsException("truncated: " + n + " bytes needed at " + pos + " of " + buf.length);
+      }
+    }
+
+    byte b() {
+      need(1);
+      return buf[pos++];
+    }
+
+    boolean bool() {
+      byte v = b();
+      if (v != 0 && v != 1) {
+        throw new IllegalArgumentException("bad boolean " + v);
+      }
+      return v == 1;
+    }
+
+    long l() {
+      need(8);
+      long v = 0;
+      for (int k = 0; k < 8; k++) {
+        v = (v << 8) | (buf[pos++] & 0xFF);
+      }
+      return v;
+    }
+
+    int i() {
+      int v = 0;
+      for (int shift = 0; shift < 35; shift += 7) {
+        byte x = b();
+        v |= (x & 0x7F) << shift;
+        if ((x & 0x80) == 0) {
+          if (v < 0) {
+            throw new IllegalArgumentException("negative length");
+          }
+          return v;
+        }
+      }
+      throw new IllegalArgumentException("length too long");
+    }
+
+    /** A count of items that follow, each at least one byte: bounded by what is left. */
+    int count() {
+      int n = i();
+      if (n > remaining()) {
+        throw new IllegalArgumentException("count " + n + " exceeds the " + remaining() + " bytes left");
+      }
+      return n;
+    }
+
+    Long nl() {
+      return bool() ? l() : null;
+    }
+
+    byte[] bytes() {
+      int n = i();
+      need(n);
+      byte[] v = Arrays.copyOfRange(buf, pos, pos + n);
+      pos += n;
+      return v;
+    }
+
+    byte[] nbytes() {
+      return bool() ? bytes() : null;
+    }
+
+    String s() {
+      int len = i();
+      need(len);
+      int end = pos + len;
+      char[] chars = new char[len];
+      int n = 0;
+      while (pos < end) {
+        int c = buf[pos++] & 0xFF;
+        if (c < 0x80) {
+          chars[n++] = (char) c;
+        } else if ((c & 0xE0) == 0xC0) {
+          need(1);
+          chars[n++] = (char) (((c & 0x1F) << 6) | (buf[pos++] & 0x3F));
+        } else if ((c & 0xF0) == 0xE0) {
+          need(2);
+          chars[n++] = (char) (((c & 0x0F) << 12) | ((buf[pos++] & 0x3F) << 6) | (buf[pos++] & 0x3F));
+        } else {
+          throw new IllegalArgumentException("bad string byte " + c);
+        }
+      }
+      if (pos != end) {
+        throw new IllegalArgumentException("string overruns its length");
+      }
+      return new String(chars, 0, n);
+    }
+
+    String ns() {
+      return bool() ? s() : null;
+    }
+  }
+}
