@@ -16,6 +16,7 @@ import akka.http.javadsl.model.StatusCodes;
 import akka.http.javadsl.model.headers.Allow;
 import akka.http.javadsl.model.headers.Connection;
 import akka.http.javadsl.model.headers.RawHeader;
+import akka.http.javadsl.model.headers.TimeoutAccess;
 import akka.http.javadsl.server.ExceptionHandler;
 import akka.http.javadsl.server.MethodRejection;
 import akka.http.javadsl.server.Rejection;
@@ -90,6 +91,7 @@ public final class HttpApi {
   private static final String FAULT_INJECTION_SETTING = "raftkv.test.fault-injection";
   /** Segments before the key in {@code /v1/kv/{key}}. */
   private static final int KEY_PATH_SEGMENTS = 2;
+  private static final String KEY_PATH_PREFIX = "/v1/kv/";
 
   /** What a failed call means for the client: TimeoutExceptions of writes leave the outcome unknown. */
   private enum Call { READ, WRITE, INFO }
@@ -133,7 +135,32 @@ public final class HttpApi {
     if (AKKA_PARSING_ERROR_HANDLER.equals(settings.getParsingErrorHandler())) {
       settings = settings.withParsingErrorHandler(JsonParsingErrorHandler.class.getName());
     }
-    return Http.get(system).newServerAt(host, port).withSettings(settings).bind(route);
+    return Http.get(system).newServerAt(host, port).withSettings(settings).bind(handler());
+  }
+
+  /**
+   * What {@link #bind} serves: GET and PUT of one key, the hot path, straight to their handlers;
+   * everything else through {@link #route()}. Both give the same answers (HttpApiTest runs against
+   * this); the routing DSL costs a fresh tree of directives, rejections and futures per request.
+   */
+  private akka.japi.function.Function<HttpRequest, CompletionStage<HttpResponse>> handler() {
+    akka.japi.function.Function<HttpRequest, CompletionStage<HttpResponse>> routed = route.handler(system);
+    return request -> {
+      HttpMethod method = request.method();
+      boolean get = method.equals(HttpMethods.GET);
+      if ((get || method.equals(HttpMethods.PUT)) && isKeyPath(request.getUri().path())) {
+        request.getHeader(TimeoutAccess.class)
+            .ifPresent(t -> t.timeoutAccess().updateHandler(HttpApi::requestTimedOut));
+        return get ? respondWith(Call.READ, () -> getKeyResponse(request))
+            : respondWith(Call.WRITE, () -> putKeyResponse(request));
+      }
+      return routed.apply(request);
+    };
+  }
+
+  /** {@code /v1/kv/} and at least one more character: the paths {@code pathPrefix(segment("kv").slash())} takes. */
+  private static boolean isKeyPath(String path) {
+    return path.length() > KEY_PATH_PREFIX.length() && path.startsWith(KEY_PATH_PREFIX);
   }
 
   private Route buildRoute() {
@@ -162,13 +189,15 @@ public final class HttpApi {
   // ---- GET /v1/kv/{key}
 
   private Route getKey(HttpRequest request) {
-    return respond(Call.READ, () -> {
-      RequestTarget target = RequestTarget.of(request);
-      KvQuery.Get query = new KvQuery.Get(key(target));
-      RaftKv.Consistency consistency = consistency(target);
-      limits.validate(query);
-      return kv.read(query, consistency).thenApply(HttpApi::valueResponse);
-    });
+    return respond(Call.READ, () -> getKeyResponse(request));
+  }
+
+  private CompletionStage<HttpResponse> getKeyResponse(HttpRequest request) {
+    RequestTarget target = RequestTarget.of(request);
+    KvQuery.Get query = new KvQuery.Get(key(target));
+    RaftKv.Consistency consistency = consistency(target);
+    limits.validate(query);
+    return kv.read(query, consistency).thenApply(HttpApi::valueResponse);
   }
 
   private static HttpResponse valueResponse(KvResult result) {
@@ -213,8 +242,12 @@ public final class HttpApi {
   // ---- PUT /v1/kv/{key}
 
   private Route putKey(HttpRequest request) {
+    return respond(Call.WRITE, () -> putKeyResponse(request));
+  }
+
+  private CompletionStage<HttpResponse> putKeyResponse(HttpRequest request) {
     // The body is read first, so that every answer leaves the connection reusable.
-    return respond(Call.WRITE, () -> readValue(request).thenCompose(value -> {
+    return readValue(request).thenCompose(value -> {
       RequestTarget target = RequestTarget.of(request);
       String key = key(target);
       long lease = lease(target.param("lease"));
@@ -227,7 +260,7 @@ public final class HttpApi {
           ifMatch == null ? null : modRevision(ifMatch), ifNoneMatch != null && createOnly(ifNoneMatch));
       limits.validate(put);
       return kv.write(put);
-    }).thenApply(HttpApi::putResponse));
+    }).thenApply(HttpApi::putResponse);
   }
 
   private static HttpResponse putResponse(KvResult result) {
@@ -467,13 +500,16 @@ public final class HttpApi {
    * becomes the JSON error of API.md §6.
    */
   private static Route respond(Call call, Callable<CompletionStage<HttpResponse>> action) {
-    CompletionStage<HttpResponse> response;
+    return completeWithFuture(respondWith(call, action));
+  }
+
+  /** What {@code action} answers, or the JSON error of what it throws or fails with. */
+  private static CompletionStage<HttpResponse> respondWith(Call call, Callable<CompletionStage<HttpResponse>> action) {
     try {
-      response = Stages.direct(action.call()).exceptionally(failure -> toError(failure, call).toResponse());
+      return Stages.direct(action.call()).exceptionally(failure -> toError(failure, call).toResponse());
     } catch (Exception e) {
-      response = CompletableFuture.completedFuture(toError(e, call).toResponse());
+      return CompletableFuture.completedFuture(toError(e, call).toResponse());
     }
-    return completeWithFuture(response);
   }
 
   private static ApiError toError(Throwable failure, Call call) {
