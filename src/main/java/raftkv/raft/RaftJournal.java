@@ -61,6 +61,9 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
     RaftLog log = new RaftLog();
   }
 
+  /** The dispatcher this actor runs on: the journal plugin's own, one thread (reference.conf). */
+  static final String DISPATCHER = "raftkv.journal-dispatcher";
+
   private final ActorRef<RaftNode.Command> node;
 
   public static Behavior<Command> create(String nodeId, ActorRef<RaftNode.Command> node) {

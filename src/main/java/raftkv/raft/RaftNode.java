@@ -3,6 +3,7 @@ package raftkv.raft;
 import com.fasterxml.jackson.annotation.JsonCreator;
 import akka.actor.typed.ActorRef;
 import akka.actor.typed.Behavior;
+import akka.actor.typed.DispatcherSelector;
 import akka.actor.typed.SupervisorStrategy;
 import akka.actor.typed.Terminated;
 import akka.actor.typed.javadsl.Behaviors;
@@ -146,7 +147,8 @@ public final class RaftNode {
                                          ActorRef<Lifecycle> lifecycle) {
     Behavior<Command> node = Behaviors.setup(ctx -> {
       ActorRef<RaftJournal.Command> journal =
-          ctx.spawn(RaftJournal.create(identity.id(), ctx.getSelf()), "journal");
+          ctx.spawn(RaftJournal.create(identity.id(), ctx.getSelf()), "journal",
+              DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
       ctx.watch(journal);
       return Behaviors.withStash(100_000, stash -> Behaviors.receive(Command.class)
           .onMessage(Recovered.class, r -> {
