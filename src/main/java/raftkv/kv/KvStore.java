@@ -210,12 +210,15 @@ public final class KvStore {
 
   /** Puts {@code value} under {@code key} at {@code rev}; returns the entry it replaced, if any. */
   private KeyValue write(String key, byte[] value, long lease, long rev) {
-    KeyValue previous = entries.get(key);
-    KeyValue next = previous == null
-        ? new KeyValue(key, value, rev, rev, 1, lease)
-        : new KeyValue(key, value, previous.createRevision(), rev, previous.version() + 1, lease);
-    entries.put(key, next);
-    return previous;
+    KeyValue[] previous = new KeyValue[1];
+    // one walk down the tree (TreeMap.compute), not a get and a put
+    entries.compute(key, (k, old) -> {
+      previous[0] = old;
+      return old == null
+          ? new KeyValue(k, value, rev, rev, 1, lease)
+          : new KeyValue(k, value, old.createRevision(), rev, old.version() + 1, lease);
+    });
+    return previous[0];
   }
 
   /** Removes every key starting with {@code prefix}; returns how many went. */

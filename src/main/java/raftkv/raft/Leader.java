@@ -43,6 +43,12 @@ final class Leader extends Role {
   private final ArrayDeque<PendingRead> readsAwaitingQuorum = new ArrayDeque<>();
   private final ArrayDeque<PendingRead> readsAwaitingApply = new ArrayDeque<>();
   private boolean readFlushScheduled;
+  /**
+   * The first seq of the heartbeat round that confirms reads, while it is unanswered (0: none).
+   * One round at a time, as etcd's read loop does: the reads that arrive meanwhile share the next
+   * round, which starts when this one is answered.
+   */
+  private long readRoundFirstSeq;
   private long seq;
   private long noOpIndex;
   /** The journaled index up to which entries have been offered to the followers. */
@@ -88,7 +94,9 @@ final class Leader extends Role {
       onRead(r);
     } else if (message == RaftNode.Tick.FLUSH_READS) {
       readFlushScheduled = false;
-      broadcastHeartbeat();
+      if (readRoundFirstSeq == 0) {
+        startReadRound();
+      }
     } else if (message == RaftNode.Tick.HEARTBEAT) {
       return onHeartbeatTick();
     } else if (message instanceof RaftNode.RequestVote rv) {
@@ -304,7 +312,7 @@ final class Leader extends Role {
     readsAwaitingQuorum.addLast(new PendingRead(r, s.commitIndex, seq));
     if (progress.isEmpty()) {
       confirmReads();
-    } else if (!readFlushScheduled) {
+    } else if (!readFlushScheduled && readRoundFirstSeq == 0) {
       readFlushScheduled = true; // every read queued until then shares one heartbeat round
       s.ctx.getSelf().tell(RaftNode.Tick.FLUSH_READS);
     }
@@ -325,7 +333,19 @@ final class Leader extends Role {
     while (!readsAwaitingQuorum.isEmpty() && readsAwaitingQuorum.peekFirst().afterSeq() < confirmed) {
       readsAwaitingApply.addLast(readsAwaitingQuorum.pollFirst());
     }
+    if (readRoundFirstSeq != 0 && confirmed >= readRoundFirstSeq) {
+      readRoundFirstSeq = 0; // answered by a majority: the reads that waited meanwhile go next
+      if (!readsAwaitingQuorum.isEmpty()) {
+        startReadRound();
+      }
+    }
     serveAppliedReads();
+  }
+
+  /** A heartbeat to every follower whose echoed seq confirms every read queued so far. */
+  private void startReadRound() {
+    readRoundFirstSeq = seq + 1;
+    broadcastHeartbeat();
   }
 
   private void serveAppliedReads() {
