@@ -76,6 +76,30 @@ class RaftClusterTest {
   }
 
   @Test
+  void concurrentLinearizableReadsNeverMissAnAcknowledgedWrite() throws Exception {
+    // Reads that arrive while a ReadIndex heartbeat round is in flight wait for the next round:
+    // waves of 64 reads, through the leader and forwarded by a follower, racing a write.
+    cluster = new InProcessCluster(3);
+    int leader = cluster.awaitLeader(ELECTION);
+    int follower = (leader + 1) % 3;
+    for (int wave = 1; wave <= 20; wave++) {
+      put(leader, "counter", Integer.toString(wave)); // acknowledged before any read of the wave starts
+      CompletableFuture<KvResult> racing =
+          cluster.node(leader).write(KvCommand.Put.of("counter", bytes(Integer.toString(wave + 1)))).toCompletableFuture();
+      List<CompletableFuture<KvResult>> reads = new ArrayList<>();
+      for (int i = 0; i < 64; i++) {
+        reads.add(cluster.node(i % 2 == 0 ? leader : follower)
+            .read(new KvQuery.Get("counter"), Consistency.LINEARIZABLE).toCompletableFuture());
+      }
+      for (CompletableFuture<KvResult> read : reads) {
+        int seen = Integer.parseInt(value(read.get(10, TimeUnit.SECONDS)));
+        assertTrue(seen == wave || seen == wave + 1, "wave " + wave + " read " + seen);
+      }
+      assertInstanceOf(KvResult.PutDone.class, racing.get(10, TimeUnit.SECONDS));
+    }
+  }
+
+  @Test
   void aNewLeaderKeepsEveryAcknowledgedWriteAfterTheLeaderCrashes() throws Exception {
     cluster = new InProcessCluster(3);
     int leader = cluster.awaitLeader(ELECTION);
