@@ -320,8 +320,8 @@ final class Leader extends Role {
 
   /** Releases reads whose heartbeat round a majority has answered in this term. */
   private void confirmReads() {
-    if (readsAwaitingQuorum.isEmpty()) {
-      return;
+    if (readsAwaitingQuorum.isEmpty() && readRoundFirstSeq == 0) {
+      return; // (a round still marked in flight must be cleared even when no read waits on it)
     }
     long[] acked = new long[s.voters.size()];
     int i = 0;

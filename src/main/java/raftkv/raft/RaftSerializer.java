@@ -419,6 +419,9 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       int v = 0;
       for (int shift = 0; shift < 35; shift += 7) {
         byte x = b();
+        if (shift == 28 && (x & 0xF8) != 0) {
+          throw new IllegalArgumentException("length over 31 bits");
+        }
         v |= (x & 0x7F) << shift;
         if ((x & 0x80) == 0) {
           if (v < 0) {
@@ -467,10 +470,10 @@ public final class RaftSerializer extends SerializerWithStringManifest {
           chars[n++] = (char) c;
         } else if ((c & 0xE0) == 0xC0) {
           need(1);
-          chars[n++] = (char) (((c & 0x1F) << 6) | (buf[pos++] & 0x3F));
+          chars[n++] = (char) (((c & 0x1F) << 6) | continuation());
         } else if ((c & 0xF0) == 0xE0) {
           need(2);
-          chars[n++] = (char) (((c & 0x0F) << 12) | ((buf[pos++] & 0x3F) << 6) | (buf[pos++] & 0x3F));
+          chars[n++] = (char) (((c & 0x0F) << 12) | (continuation() << 6) | continuation());
         } else {
           throw new IllegalArgumentException("bad string byte " + c);
         }
@@ -479,6 +482,14 @@ public final class RaftSerializer extends SerializerWithStringManifest {
         throw new IllegalArgumentException("string overruns its length");
       }
       return new String(chars, 0, n);
+    }
+
+    private int continuation() {
+      int b = buf[pos++] & 0xFF;
+      if ((b & 0xC0) != 0x80) {
+        throw new IllegalArgumentException("bad string continuation byte " + b);
+      }
+      return b & 0x3F;
     }
 
     String ns() {

@@ -122,6 +122,22 @@ class RaftSerializerTest {
   }
 
   @Test
+  void a_damaged_string_or_length_is_refused_not_misread() {
+    // given: a vote for a candidate whose id has a two-byte character, and a bare count
+    RaftSerializer serializer = new RaftSerializer(null);
+    byte[] vote = serializer.toBinary(new RaftJournal.VoteCast(9, "n\u00e9"));
+    // the last byte is the continuation byte of \u00e9 (10xxxxxx): make it a lead byte
+    byte[] badContinuation = vote.clone();
+    badContinuation[badContinuation.length - 1] = (byte) 0xC3;
+    // a vote whose id length is 1 padded out to five varint bytes, the last one with bit 32 set:
+    // read without the check it would come back as the vote for "x"
+    byte[] hugeLength = {1, 0, 0, 0, 0, 0, 0, 0, 9, (byte) 0x81, (byte) 0x80, (byte) 0x80, (byte) 0x80, 0x10, 'x'};
+    // then
+    assertThrows(NotSerializableException.class, () -> serializer.fromBinary(badContinuation, "VC"));
+    assertThrows(NotSerializableException.class, () -> serializer.fromBinary(hugeLength, "VC"));
+  }
+
+  @Test
   void an_event_written_with_jackson_by_an_older_node_still_reads() throws Exception {
     // given: an event as the Jackson CBOR serializer wrote it before this serializer existed
     Serializer jackson = serialization.serializerFor(LogEntry.class); // still bound to jackson-cbor
