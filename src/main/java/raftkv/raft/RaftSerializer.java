@@ -10,6 +10,7 @@ import java.io.NotSerializableException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A compact binary format for the messages of the replication hot path and the journal's events:
@@ -56,30 +57,26 @@ public final class RaftSerializer extends SerializerWithStringManifest {
     return IDENTIFIER;
   }
 
+  /** The manifest of each class this serializer writes (every one a record, so the class is exact). */
+  private static final Map<Class<?>, String> MANIFESTS = Map.of(
+      RaftNode.AppendEntries.class, APPEND_ENTRIES,
+      RaftNode.AppendReply.class, APPEND_REPLY,
+      RaftNode.RequestVote.class, REQUEST_VOTE,
+      RaftNode.VoteReply.class, VOTE_REPLY,
+      RaftNode.PreVote.class, PRE_VOTE,
+      RaftNode.PreVoteReply.class, PRE_VOTE_REPLY,
+      RaftJournal.EntriesAppended.class, ENTRIES_APPENDED,
+      RaftJournal.TermAdvanced.class, TERM_ADVANCED,
+      RaftJournal.VoteCast.class, VOTE_CAST,
+      RaftJournal.Bootstrapped.class, BOOTSTRAPPED);
+
   @Override
   public String manifest(Object o) {
-    if (o instanceof RaftNode.AppendEntries) {
-      return APPEND_ENTRIES;
-    } else if (o instanceof RaftNode.AppendReply) {
-      return APPEND_REPLY;
-    } else if (o instanceof RaftNode.RequestVote) {
-      return REQUEST_VOTE;
-    } else if (o instanceof RaftNode.VoteReply) {
-      return VOTE_REPLY;
-    } else if (o instanceof RaftNode.PreVote) {
-      return PRE_VOTE;
-    } else if (o instanceof RaftNode.PreVoteReply) {
-      return PRE_VOTE_REPLY;
-    } else if (o instanceof RaftJournal.EntriesAppended) {
-      return ENTRIES_APPENDED;
-    } else if (o instanceof RaftJournal.TermAdvanced) {
-      return TERM_ADVANCED;
-    } else if (o instanceof RaftJournal.VoteCast) {
-      return VOTE_CAST;
-    } else if (o instanceof RaftJournal.Bootstrapped) {
-      return BOOTSTRAPPED;
+    String manifest = MANIFESTS.get(o.getClass());
+    if (manifest == null) {
+      throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName());
     }
-    throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName());
+    return manifest;
   }
 
   @Override
