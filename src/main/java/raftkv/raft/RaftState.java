@@ -167,8 +167,19 @@ final class RaftState {
    * and a vote, say) share one batch and one fsync.
    */
   void persistIfIdle() {
+    RaftJournal.Persist batch = nextBatch();
+    if (batch != null) {
+      journal.tell(batch);
+    }
+  }
+
+  /**
+   * Closes the open batch and marks it in flight, for the caller to send to the journal; null when
+   * nothing changed or a batch is in flight already.
+   */
+  RaftJournal.Persist nextBatch() {
     if (inflightSeq != 0 || (openHardState.isEmpty() && openFromIndex == Long.MAX_VALUE)) {
-      return;
+      return null;
     }
     List<RaftJournal.Event> events = new ArrayList<>(openHardState);
     if (openFromIndex != Long.MAX_VALUE) {
@@ -180,10 +191,13 @@ final class RaftState {
     openSeq++;
     openHardState.clear();
     openFromIndex = Long.MAX_VALUE;
-    journal.tell(new RaftJournal.Persist(incarnation, inflightSeq, events));
+    return new RaftJournal.Persist(incarnation, inflightSeq, events);
   }
 
-  /** The journal acknowledged batch {@code seq}: release what waited for it, send the next batch. */
+  /**
+   * The journal acknowledged batch {@code seq}: release what waited for it. The next batch goes out
+   * at the end of the message (Role), with everything else that message changed.
+   */
   void onPersisted(long seq) {
     if (seq != inflightSeq || seq == 0) {
       throw new IllegalStateException("journal acknowledged batch " + seq + " while " + inflightSeq + " was in flight");
@@ -192,7 +206,6 @@ final class RaftState {
     inflightSeq = 0;
     // entries replaced in memory since that batch left are not durable in their new form yet
     durableIndex = Math.max(durableIndex, Math.min(inflightLastIndex, openFromIndex - 1));
-    persistIfIdle();
     while (!outbox.isEmpty() && outbox.peekFirst().requiredSeq() <= ackedSeq) {
       Deferred d = outbox.pollFirst();
       d.to().tell(d.message());

@@ -37,9 +37,14 @@ abstract class Role {
 
   private Behavior<RaftNode.Command> receive(RaftNode.Command message) {
     Behavior<RaftNode.Command> next = receiveOne(message);
-    s.persistIfIdle(); // everything this message changed goes to the journal as one batch
+    RaftJournal.Persist batch = s.nextBatch(); // everything this message changed, as one batch
     if (next == Behaviors.<RaftNode.Command>same()) {
       afterMessage(); // only while this role lasts: a role that ended must not speak for its term
+    }
+    // After the leader's AppendEntries: a commit waits for a follower's write, not for the
+    // leader's own, so the followers' copies start first (both run in parallel, §10.2.1).
+    if (batch != null) {
+      s.journal.tell(batch);
     }
     return next;
   }
