@@ -25,6 +25,8 @@ import java.util.Map;
  * one-line reason and a non-zero status.
  */
 public final class Main {
+  /** The thread pools of a standalone node (a resource beside reference.conf). */
+  static final String NODE_CONF = "raftkv-node.conf";
   private static final Map<String, String> FLAGS = Map.of(
       "--id", "raftkv.node.id",
       "--host", "raftkv.node.host",
@@ -72,7 +74,9 @@ public final class Main {
     Config config;
     NodeSettings settings;
     try {
-      config = ConfigFactory.parseMap(overrides).withFallback(ConfigFactory.load());
+      // flags, then application.conf, then the standalone node's thread pools, then reference.conf
+      Config application = ConfigFactory.defaultApplication().withFallback(ConfigFactory.parseResources(NODE_CONF));
+      config = ConfigFactory.parseMap(overrides).withFallback(ConfigFactory.load(application));
       settings = NodeSettings.fromConfig(config);
       config = settings.akkaConfig().withFallback(config).resolve();
     } catch (RuntimeException e) {
