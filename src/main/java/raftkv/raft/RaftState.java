@@ -163,8 +163,9 @@ final class RaftState {
 
   /**
    * Sends what changed to the journal, unless a batch is in flight (then it goes with the next).
-   * Called once at the end of handling each message, so that one message's changes (a new term
-   * and a vote, say) share one batch and one fsync.
+   * Only for the bootstrap in the constructor; while the node runs, Role closes one batch at the
+   * end of each message ({@link #nextBatch}), so that one message's changes (a new term and a
+   * vote, say) share one batch and one fsync.
    */
   void persistIfIdle() {
     RaftJournal.Persist batch = nextBatch();

@@ -99,7 +99,10 @@ abstract class Role {
     return next == null ? Behaviors.same() : next;
   }
 
-  /** Hook after each message that left the node in this role, once its changes went to the journal. */
+  /**
+   * Hook after each message that left the node in this role, once its changes were closed into a
+   * journal batch (which is sent to the journal right after this hook).
+   */
   protected void afterMessage() {}
 
   /** Hook when a higher term ends this role: answer whatever the role still holds. */
