@@ -25,7 +25,7 @@ import java.util.Map;
  * one-line reason and a non-zero status.
  */
 public final class Main {
-  /** The thread pools of a standalone node (a resource beside reference.conf). */
+  /** Settings for a standalone node only, between application.conf and reference.conf (a resource). */
   static final String NODE_CONF = "raftkv-node.conf";
   private static final Map<String, String> FLAGS = Map.of(
       "--id", "raftkv.node.id",
@@ -74,7 +74,7 @@ public final class Main {
     Config config;
     NodeSettings settings;
     try {
-      // flags, then application.conf, then the standalone node's thread pools, then reference.conf
+      // flags, then application.conf, then the standalone-node settings, then reference.conf
       Config application = ConfigFactory.defaultApplication().withFallback(ConfigFactory.parseResources(NODE_CONF));
       config = ConfigFactory.parseMap(overrides).withFallback(ConfigFactory.load(application));
       settings = NodeSettings.fromConfig(config);
