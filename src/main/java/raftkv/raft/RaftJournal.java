@@ -19,18 +19,25 @@ import java.util.List;
  * The durable half of a Raft node: term, vote, voters and log, event-sourced on the journal.
  *
  * <p>The node actor keeps the working copy of all of it and sends this actor one {@link Persist}
- * per batch; this actor writes the batch as one atomic journal write (fsync on), then answers
- * {@link RaftNode.Persisted}. The node never lets a vote, an append acknowledgement or a client
- * reply out before the batch that it depends on is acknowledged. After recovery the rebuilt
- * state is handed to the node ({@link RaftNode.Recovered}) and this actor keeps no copy of the log.
+ * per batch; this actor writes the batch as one atomic journal write (fsync on), then sends the
+ * Raft messages that waited for it and answers {@link RaftNode.Persisted}. No vote, append
+ * acknowledgement or client reply leaves before the batch that it depends on is durable. After
+ * recovery the rebuilt state is handed to the node ({@link RaftNode.Recovered}) and this actor
+ * keeps no copy of the log.
  */
 public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command, RaftJournal.Event, RaftJournal.Durable> {
 
   /** Commands: only the owning node sends them. */
   public sealed interface Command {}
 
-  /** Write {@code events} atomically, then tell the node {@code Persisted(incarnation, seq)}. */
-  public record Persist(long incarnation, long seq, List<Event> events) implements Command {}
+  /**
+   * Write {@code events} atomically; once they are durable, send {@code whenDurable} (the Raft
+   * messages that depend on them, in order) and then tell the node {@code Persisted(incarnation, seq)}.
+   */
+  public record Persist(long incarnation, long seq, List<Event> events, List<Send> whenDurable) implements Command {}
+
+  /** A message for {@code to} that may leave only once the batch that carries it is durable. */
+  public record Send(ActorRef<RaftNode.Command> to, RaftNode.Command message) {}
 
   /** Events, past tense, as STYLE.md asks. */
   public sealed interface Event extends CborSerializable {}
@@ -94,9 +101,20 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
   public CommandHandler<Command, Event, Durable> commandHandler() {
     return newCommandHandlerBuilder().forAnyState()
         .onCommand(Persist.class, (state, p) -> p.events().isEmpty()
-            ? Effect().none().thenRun(s -> node.tell(new RaftNode.Persisted(p.incarnation(), p.seq())))
-            : Effect().persist(p.events()).thenRun(s -> node.tell(new RaftNode.Persisted(p.incarnation(), p.seq()))))
+            ? Effect().none().thenRun(s -> durable(p))
+            : Effect().persist(p.events()).thenRun(s -> durable(p)))
         .build();
+  }
+
+  /**
+   * The batch is on disk: its messages leave from here, without a hop through the node actor (on a
+   * follower the append acknowledgement is what the leader waits for), and the node hears of it last.
+   */
+  private void durable(Persist p) {
+    for (Send s : p.whenDurable()) {
+      s.to().tell(s.message());
+    }
+    node.tell(new RaftNode.Persisted(p.incarnation(), p.seq()));
   }
 
   @Override

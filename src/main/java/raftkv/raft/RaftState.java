@@ -71,6 +71,11 @@ final class RaftState {
   private record Deferred(ActorRef<RaftNode.Command> to, RaftNode.Command message, long requiredSeq) {}
 
   private final ArrayDeque<Deferred> outbox = new ArrayDeque<>();
+  /**
+   * Whether the batch in flight carries messages that the journal sends once it is durable: until
+   * it is acknowledged, later messages queue behind them, so that none overtakes them.
+   */
+  private boolean journalSends;
 
   RaftState(ActorContext<RaftNode.Command> ctx, RaftNode.NodeIdentity self, RaftSettings settings,
             ActorRef<RaftJournal.Command> journal, RaftNode.Recovered recovered, List<Peer> initialVoters) {
@@ -192,7 +197,17 @@ final class RaftState {
     openSeq++;
     openHardState.clear();
     openFromIndex = Long.MAX_VALUE;
-    return new RaftJournal.Persist(incarnation, inflightSeq, events);
+    // What waits for this batch leaves with it: the journal sends it as soon as the batch is durable.
+    // No batch was in flight, so everything in the outbox waits for this one. Order per peer holds
+    // because Artery queues all messages to one node in one queue, whichever thread offers them:
+    // the journal's come before its Persisted, and the node's later ones after that.
+    List<RaftJournal.Send> whenDurable = new ArrayList<>(outbox.size());
+    while (!outbox.isEmpty() && outbox.peekFirst().requiredSeq() <= inflightSeq) {
+      Deferred d = outbox.pollFirst();
+      whenDurable.add(new RaftJournal.Send(d.to(), d.message()));
+    }
+    journalSends = !whenDurable.isEmpty();
+    return new RaftJournal.Persist(incarnation, inflightSeq, events, whenDurable);
   }
 
   /**
@@ -205,6 +220,7 @@ final class RaftState {
     }
     ackedSeq = seq;
     inflightSeq = 0;
+    journalSends = false; // the journal sent this batch's messages before it acknowledged it
     // entries replaced in memory since that batch left are not durable in their new form yet
     durableIndex = Math.max(durableIndex, Math.min(inflightLastIndex, openFromIndex - 1));
     while (!outbox.isEmpty() && outbox.peekFirst().requiredSeq() <= ackedSeq) {
@@ -224,10 +240,12 @@ final class RaftState {
   }
 
   private void sendAfter(ActorRef<RaftNode.Command> to, RaftNode.Command message, long requiredSeq) {
-    if (requiredSeq <= ackedSeq && outbox.isEmpty()) {
+    if (requiredSeq <= ackedSeq && outbox.isEmpty() && !journalSends) {
       to.tell(message);
     } else {
-      // keep the outbox in order of the batches it waits for (it only ever grows at the tail)
+      // keep the outbox in order of the batches it waits for (it only ever grows at the tail); only
+      // onPersisted releases it, so a message queued behind those that the journal sends stays
+      // behind them
       long seq = Math.max(requiredSeq, outbox.isEmpty() ? 0 : outbox.peekLast().requiredSeq());
       outbox.addLast(new Deferred(to, message, seq));
     }

@@ -31,7 +31,8 @@ class KvCommandSerializationTest {
   @BeforeAll
   static void startSystem() {
     testKit = ActorTestKit.create(ConfigFactory.parseString(
-        "akka.actor.serialization-bindings { \"raftkv.CborSerializable\" = jackson-cbor }"));
+        "akka.actor.provider = local\n"
+            + "akka.actor.serialization-bindings { \"raftkv.CborSerializable\" = jackson-cbor }"));
     serialization = SerializationExtension.get(Adapter.toClassic(testKit.system()));
   }
 

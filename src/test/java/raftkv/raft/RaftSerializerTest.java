@@ -7,6 +7,7 @@ import akka.serialization.SerializationExtension;
 import akka.serialization.Serializer;
 import akka.serialization.Serializers;
 import akka.serialization.jackson.JacksonCborSerializer;
+import com.typesafe.config.ConfigFactory;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -39,7 +40,8 @@ class RaftSerializerTest {
 
   @BeforeAll
   static void startSystem() {
-    testKit = ActorTestKit.create(); // reference.conf's bindings
+    // reference.conf's bindings; serialization needs no remoting, so nothing binds a port
+    testKit = ActorTestKit.create(ConfigFactory.parseString("akka.actor.provider = local"));
     serialization = SerializationExtension.get(Adapter.toClassic(testKit.system()));
   }
 
