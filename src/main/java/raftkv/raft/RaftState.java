@@ -201,7 +201,7 @@ final class RaftState {
     // No batch was in flight, so everything in the outbox waits for this one. Order per peer holds
     // because Artery queues all messages to one node in one queue, whichever thread offers them:
     // the journal's come before its Persisted, and the node's later ones after that.
-    List<RaftJournal.Send> whenDurable = new ArrayList<>(outbox.size());
+    List<RaftJournal.Send> whenDurable = outbox.isEmpty() ? List.of() : new ArrayList<>(outbox.size());
     while (!outbox.isEmpty() && outbox.peekFirst().requiredSeq() <= inflightSeq) {
       Deferred d = outbox.pollFirst();
       whenDurable.add(new RaftJournal.Send(d.to(), d.message()));
