@@ -89,6 +89,9 @@ public final class HttpApi {
   /** A PUT body over the value limit but at most this long is read and dropped, so that the connection survives its 413. */
   private static final long DRAIN_LIMIT_BYTES = 8L * 1024 * 1024;
   private static final String FAULT_INJECTION_SETTING = "raftkv.test.fault-injection";
+  private static final String MAX_JSON_DEPTH_SETTING = "raftkv.limits.max-json-depth";
+  /** The depth of JSON bodies when {@code raftkv.limits.max-json-depth} is not configured. */
+  private static final int DEFAULT_MAX_JSON_DEPTH = 64;
   /** Segments before the key in {@code /v1/kv/{key}}. */
   private static final int KEY_PATH_SEGMENTS = 2;
   private static final String KEY_PATH_PREFIX = "/v1/kv/";
@@ -99,6 +102,8 @@ public final class HttpApi {
   private final ActorSystem<?> system;
   private final RaftKv kv;
   private final KvLimits limits;
+  /** How deep a JSON request body may nest objects and arrays. */
+  private final int maxJsonDepth;
   private final Materializer materializer;
   private final Route route;
 
@@ -106,6 +111,9 @@ public final class HttpApi {
     this.system = system;
     this.kv = kv;
     this.limits = limits;
+    this.maxJsonDepth = system.settings().config().hasPath(MAX_JSON_DEPTH_SETTING)
+        ? system.settings().config().getInt(MAX_JSON_DEPTH_SETTING)
+        : DEFAULT_MAX_JSON_DEPTH;
     this.materializer = Materializer.matFromSystem(system);
     this.route = buildRoute();
   }
@@ -361,7 +369,7 @@ public final class HttpApi {
           if (failure != null) {
             throw bodyFailure(failure, "the transaction is larger than the server accepts");
           }
-          return TxnRequest.parse(strict.toArray());
+          return TxnRequest.parse(strict.toArray(), maxJsonDepth);
         })
         .thenCompose(txn -> {
           limits.validate(txn);

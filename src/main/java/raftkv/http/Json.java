@@ -6,8 +6,11 @@ import akka.http.javadsl.model.HttpEntity;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.util.ByteArrayBuilder;
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import raftkv.client.ClusterStatus;
 import raftkv.client.Health;
@@ -35,6 +38,37 @@ final class Json {
   private static final byte[] NO_BYTES = new byte[0];
 
   private Json() {}
+
+  /**
+   * The tree of a request body, nested at most {@code maxDepth} objects and arrays deep (the root
+   * counts as 1). The depth is checked first, token by token without recursion: Jackson 2.11 has
+   * no limit of its own, and building the tree of a deeper body could overflow the stack. Then
+   * {@link #MAPPER} builds the tree, refusing duplicate fields and trailing content. An empty body
+   * gives a missing node (or null).
+   *
+   * @throws ApiError bad_request for a body nested too deep or that is not valid JSON
+   */
+  static JsonNode readTree(byte[] body, int maxDepth) {
+    try {
+      try (JsonParser parser = FACTORY.createParser(body)) {
+        int depth = 0;
+        for (JsonToken token = parser.nextToken(); token != null; token = parser.nextToken()) {
+          if (token == JsonToken.START_OBJECT || token == JsonToken.START_ARRAY) {
+            if (++depth > maxDepth) {
+              throw ApiError.badRequest("the JSON body is nested deeper than " + maxDepth + " levels");
+            }
+          } else if (token == JsonToken.END_OBJECT || token == JsonToken.END_ARRAY) {
+            depth--;
+          }
+        }
+      }
+      return MAPPER.readTree(body);
+    } catch (JsonProcessingException e) {
+      throw ApiError.badRequest("the body is not valid JSON: " + e.getOriginalMessage());
+    } catch (IOException e) {
+      throw ApiError.badRequest("the body could not be read as JSON");
+    }
+  }
 
   /** Writes one JSON document. */
   @FunctionalInterface

@@ -1,12 +1,10 @@
 package raftkv.http;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import raftkv.kv.Compare;
 import raftkv.kv.KvCommand;
 import raftkv.kv.TxnOp;
 
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Iterator;
@@ -38,16 +36,13 @@ final class TxnRequest {
 
   private TxnRequest() {}
 
-  /** @throws ApiError bad_request naming the first problem found */
-  static KvCommand.Txn parse(byte[] body) {
-    JsonNode root;
-    try {
-      root = Json.MAPPER.readTree(body);
-    } catch (JsonProcessingException e) {
-      throw ApiError.badRequest("the body is not valid JSON: " + e.getOriginalMessage());
-    } catch (IOException e) {
-      throw ApiError.badRequest("the body could not be read as JSON");
-    }
+  /**
+   * The transaction in {@code body}, a JSON document nested at most {@code maxDepth} levels deep.
+   *
+   * @throws ApiError bad_request naming the first problem found
+   */
+  static KvCommand.Txn parse(byte[] body, int maxDepth) {
+    JsonNode root = Json.readTree(body, maxDepth);
     if (root == null || root.isMissingNode()) {
       throw ApiError.badRequest("the body is empty, a transaction is a JSON object");
     }

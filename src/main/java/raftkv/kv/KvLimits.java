@@ -8,33 +8,47 @@ import java.util.List;
 /**
  * The checks a command or query passes before it reaches the log or the store (API.md §2): keys
  * are non-empty, well-formed Unicode and at most {@code maxKeyBytes} in UTF-8; values are present
- * and at most {@code maxValueBytes}. A failed check throws a {@link RaftKvException} of kind
+ * and at most {@code maxValueBytes}; a transaction holds at most {@code maxTxnOps} compares and
+ * operations, counted together (API.md §3). A failed check throws a {@link RaftKvException} of kind
  * {@link Kind#BAD_REQUEST} or {@link Kind#TOO_LARGE} whose message is one sentence a client can show.
  *
  * @param maxKeyBytes   the largest key, in bytes of its UTF-8 encoding
  * @param maxValueBytes the largest value, in bytes
+ * @param maxTxnOps     the most compares, success ops and failure ops one transaction may hold in all
  */
-public record KvLimits(int maxKeyBytes, int maxValueBytes) {
+public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps) {
 
-  /** Rejects limits that would refuse every key or value. */
+  /** The default of {@code raftkv.limits.max-txn-ops}, as etcd's {@code --max-txn-ops}. */
+  public static final int DEFAULT_MAX_TXN_OPS = 128;
+
+  /** Rejects limits that would refuse every key, value or transaction. */
   public KvLimits {
-    if (maxKeyBytes < 1 || maxValueBytes < 0) {
+    if (maxKeyBytes < 1 || maxValueBytes < 0 || maxTxnOps < 1) {
       throw new IllegalArgumentException(
-          "limits must allow a key of 1 byte and an empty value, got maxKeyBytes=" + maxKeyBytes
-              + ", maxValueBytes=" + maxValueBytes);
+          "limits must allow a key of 1 byte, an empty value and a transaction of 1 operation, got maxKeyBytes="
+              + maxKeyBytes + ", maxValueBytes=" + maxValueBytes + ", maxTxnOps=" + maxTxnOps);
     }
   }
 
-  /** The limits of API.md §2: keys up to 1024 bytes, values up to 1 MiB. */
-  public static KvLimits defaults() {
-    return new KvLimits(1024, 1024 * 1024);
+  /** These key and value limits, with transactions of at most {@value #DEFAULT_MAX_TXN_OPS} compares and ops. */
+  public KvLimits(int maxKeyBytes, int maxValueBytes) {
+    this(maxKeyBytes, maxValueBytes, DEFAULT_MAX_TXN_OPS);
   }
 
   /**
-   * Checks every key and value of {@code command}, those inside a transaction included.
+   * The limits of API.md §2 and §3: keys up to 1024 bytes, values up to 1 MiB, transactions of up
+   * to 128 compares and operations.
+   */
+  public static KvLimits defaults() {
+    return new KvLimits(1024, 1024 * 1024, DEFAULT_MAX_TXN_OPS);
+  }
+
+  /**
+   * Checks every key and value of {@code command}, those inside a transaction included. A
+   * transaction's count of compares and operations is checked first, before any of them.
    *
-   * @throws RaftKvException BAD_REQUEST for a missing or malformed part, TOO_LARGE for a key or
-   *     value over the limit
+   * @throws RaftKvException BAD_REQUEST for a missing or malformed part or a transaction of more
+   *     than {@code maxTxnOps} compares and operations, TOO_LARGE for a key or value over the limit
    */
   public void validate(KvCommand command) {
     if (command == null) {
@@ -51,6 +65,7 @@ public record KvLimits(int maxKeyBytes, int maxValueBytes) {
         throw badRequest("a delete by prefix cannot carry a modRevision precondition");
       }
     } else if (command instanceof KvCommand.Txn txn) {
+      checkSize(txn);
       checkCompares(txn.compare());
       checkOps(txn.success(), "success");
       checkOps(txn.failure(), "failure");
@@ -77,6 +92,19 @@ public record KvLimits(int maxKeyBytes, int maxValueBytes) {
         throw badRequest("limit is " + range.limit() + ", it must be 0 (no limit) or more");
       }
     }
+  }
+
+  /** Compares, success ops and failure ops count together; a missing list counts 0 (it is refused later). */
+  private void checkSize(KvCommand.Txn txn) {
+    long count = (long) size(txn.compare()) + size(txn.success()) + size(txn.failure());
+    if (count > maxTxnOps) {
+      throw badRequest("the transaction has " + count + " compares and operations, the limit is " + maxTxnOps
+          + " (raftkv.limits.max-txn-ops)");
+    }
+  }
+
+  private static int size(List<?> list) {
+    return list == null ? 0 : list.size();
   }
 
   private void checkCompares(List<Compare> compares) {

@@ -24,15 +24,18 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
   public static NodeSettings fromConfig(Config root) {
     Config c = root.getConfig("raftkv.node");
     String id = c.getString("id");
-    if (id.isBlank() || !id.matches("[A-Za-z0-9_.-]+")) {
-      throw new IllegalArgumentException("--id must be a non-empty name of letters, digits, '.', '_' or '-'"
-          + (id.isBlank() ? "" : ", not '" + id + "'"));
+    if (id.isBlank() || !id.matches("[A-Za-z0-9_.-]{1,64}")) {
+      throw new IllegalArgumentException("--id must be a name of 1 to 64 letters, digits, '.', '_' or '-'"
+          + (id.isBlank() ? "" : ", not '" + (id.length() > 64 ? id.substring(0, 64) + "..." : id) + "'"));
     }
     int raftPort = port(c, "raft-port", "--raft-port", false);
     int httpPort = port(c, "http-port", "--http-port", true);
     String host = c.getString("host");
     if (host.isBlank()) {
       throw new IllegalArgumentException("--host is empty");
+    }
+    if (host.length() > 253) {
+      throw new IllegalArgumentException("--host is " + host.length() + " characters long, a host name has at most 253");
     }
     String dataDir = c.getString("data-dir");
     if (dataDir.isBlank()) {

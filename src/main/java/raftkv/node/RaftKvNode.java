@@ -13,6 +13,7 @@ import raftkv.kv.KvLimits;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
 import raftkv.raft.RaftNode;
+import raftkv.raft.RaftSerializer;
 import raftkv.raft.RaftSettings;
 import raftkv.util.Stages;
 
@@ -34,29 +35,54 @@ public final class RaftKvNode implements RaftKv {
   private final ActorRef<RaftNode.Command> node;
   private final Duration timeout;
   private final KvLimits limits;
+  private final int maxCommandBytes;
   private final NodeSettings settings;
 
-  private RaftKvNode(ActorSystem<?> system, ActorRef<RaftNode.Command> node, NodeSettings settings) {
+  private RaftKvNode(ActorSystem<?> system, ActorRef<RaftNode.Command> node, NodeSettings settings, KvLimits limits,
+                     RaftSettings raft) {
     this.system = system;
     this.node = node;
     this.settings = settings;
     this.timeout = system.settings().config().getDuration("raftkv.client.request-timeout");
-    this.limits = new KvLimits(
-        (int) system.settings().config().getMemorySize("raftkv.limits.max-key-bytes").toBytes(),
-        (int) system.settings().config().getMemorySize("raftkv.limits.max-value-bytes").toBytes());
+    this.limits = limits;
+    this.maxCommandBytes = raft.maxCommandBytes();
   }
 
   /**
-   * Claims the data dir (throws IllegalStateException with a one-line reason when it is not
+   * Checks the settings (throws IllegalArgumentException with a one-line reason naming the keys
+   * when they do not fit together), claims the data dir (IllegalStateException when it is not
    * usable) and starts the node. {@code lifecycle}, when not null, hears when recovery is done.
    */
   public static RaftKvNode start(ActorSystem<?> system, NodeSettings settings, ActorRef<RaftNode.Lifecycle> lifecycle) {
-    DataDir.claim(settings.dataDir(), settings.id());
     RaftSettings raft = RaftSettings.fromConfig(system.settings().config());
+    RaftSettings.checkIdentity(settings.id(), settings.httpAddress());
+    KvLimits limits = limits(system.settings().config(), raft);
+    DataDir.claim(settings.dataDir(), settings.id());
     ActorRef<RaftNode.Command> ref = system.systemActorOf(
         RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress()), settings.peers(), raft, lifecycle),
         "raftkv", Props.empty());
-    return new RaftKvNode(system, ref, settings);
+    return new RaftKvNode(system, ref, settings, limits, raft);
+  }
+
+  /**
+   * The limits of {@code raftkv.limits}, which must let the largest put fit in one command: a
+   * value of max-value-bytes under a key of max-key-bytes whose every byte costs two on the wire
+   * (U+0000, the worst case of the log's string format).
+   */
+  static KvLimits limits(com.typesafe.config.Config config, RaftSettings raft) {
+    KvLimits limits = new KvLimits(
+        (int) config.getMemorySize("raftkv.limits.max-key-bytes").toBytes(),
+        (int) config.getMemorySize("raftkv.limits.max-value-bytes").toBytes(),
+        config.getInt("raftkv.limits.max-txn-ops"));
+    int largestPut = RaftSerializer.commandBytes(new KvCommand.Put("\u0000".repeat(limits.maxKeyBytes()),
+        new byte[limits.maxValueBytes()], Long.MAX_VALUE, Long.MAX_VALUE, true));
+    if (largestPut > raft.maxCommandBytes()) {
+      throw new IllegalArgumentException("raftkv.limits.max-value-bytes (" + limits.maxValueBytes()
+          + ") and max-key-bytes (" + limits.maxKeyBytes() + ") allow a put of " + largestPut
+          + " bytes, more than raftkv.raft.max-command-bytes (" + raft.maxCommandBytes()
+          + "); raise max-command-bytes, max-bytes-per-append and the frame size with them");
+    }
+    return limits;
   }
 
   public NodeSettings settings() {
@@ -73,6 +99,13 @@ public final class RaftKvNode implements RaftKv {
       limits.validate(command);
     } catch (RaftKvException e) {
       return CompletableFuture.failedFuture(e);
+    }
+    int bytes = RaftSerializer.commandBytes(command);
+    if (bytes > maxCommandBytes) {
+      // nothing larger may enter the log: one AppendEntries must carry any entry (RaftSettings)
+      return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.TOO_LARGE,
+          "the request is " + bytes + " bytes once encoded for the log, the limit is " + maxCommandBytes
+              + " (raftkv.raft.max-command-bytes)"));
     }
     return ask(replyTo -> new RaftNode.Propose(command, replyTo, 0), RaftKvException.Kind.TIMEOUT,
         "the write was proposed but not known to be committed within " + timeout.toMillis() + " ms; its outcome is unknown");

@@ -14,10 +14,13 @@ import java.util.Set;
 final class Candidate extends Role {
   private final Set<String> votes = new HashSet<>();
   private final boolean preVote;
+  /** This pre-vote round: only the replies that echo it count (0 in an election proper). */
+  private final long round;
 
   Candidate(RaftState state, boolean preVote) {
     super(state);
     this.preVote = preVote;
+    this.round = preVote ? state.nextPreVoteRound() : 0;
   }
 
   @Override
@@ -31,7 +34,8 @@ final class Candidate extends Role {
         return new Candidate(s, false).start();
       }
       resetElectionTimer();
-      RaftNode.PreVote pv = new RaftNode.PreVote(s.currentTerm + 1, s.self.id(), s.log.lastIndex(), s.log.lastTerm());
+      RaftNode.PreVote pv = new RaftNode.PreVote(s.currentTerm + 1, s.self.id(), s.log.lastIndex(), s.log.lastTerm(),
+          round);
       for (ActorRef<RaftNode.Command> peer : s.peerRefs.values()) {
         peer.tell(pv);
       }
@@ -57,13 +61,13 @@ final class Candidate extends Role {
       if (!preVote || r.nextTerm() != s.currentTerm + 1 || !s.peerRefs.containsKey(r.voterId())) {
         return null;
       }
-      if (r.granted()) {
+      if (r.granted() && r.round() == round) {
         votes.add(r.voterId());
         if (votes.size() >= s.quorumSize()) {
           s.ctx.getLog().info("{} won a pre-vote for term {}: starting an election", s.self.id(), s.currentTerm + 1);
           return new Candidate(s, false).start();
         }
-      } else if (r.term() > s.currentTerm) {
+      } else if (!r.granted() && r.term() > s.currentTerm) { // (a higher term is news in any round)
         s.advanceTerm(r.term()); // this node fell behind: catch up, and wait to hear from a leader
         return new Follower(s, null).start();
       }

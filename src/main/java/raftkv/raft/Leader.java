@@ -54,9 +54,16 @@ final class Leader extends Role {
   /** The journaled index up to which entries have been offered to the followers. */
   private long replicatedUpTo;
   private final long startedNanos = System.nanoTime();
+  /**
+   * The most entry bytes one AppendEntries may carry: max-bytes-per-append less this leader's
+   * header. Every message this leader sends, pipelined, probing or catching up, is sliced to it,
+   * so none exceeds the transport's frame (RaftSettings checks the bounds fit together).
+   */
+  private final long appendBudget;
 
   Leader(RaftState state) {
     super(state);
+    this.appendBudget = state.settings.appendBudget(state.self.id(), state.self.httpAddress());
   }
 
   @Override
@@ -83,6 +90,14 @@ final class Leader extends Role {
     if (message instanceof RaftNode.AppendReply r) {
       return onAppendReply(r);
     } else if (message instanceof RaftNode.Propose p) {
+      int bytes = RaftSerializer.commandBytes(p.command());
+      if (bytes > s.settings.maxCommandBytes()) {
+        // checked where it was proposed too; here for a node with other settings, so that no
+        // entry exists that one AppendEntries could not carry
+        p.replyTo().tell(new RaftNode.Failed(RaftKvException.Kind.TOO_LARGE, "the command is " + bytes
+            + " bytes encoded, the limit is " + s.settings.maxCommandBytes() + " (raftkv.raft.max-command-bytes)"));
+        return null;
+      }
       queuedProposals.add(p);
       if (!proposalFlushScheduled) {
         proposalFlushScheduled = true;
@@ -183,7 +198,7 @@ final class Leader extends Role {
     while (p.nextIndex <= upTo
         && p.nextIndex - 1 - p.matchIndex < s.settings.maxInflightEntries()) {
       int count = (int) Math.min(s.settings.maxEntriesPerAppend(), upTo - p.nextIndex + 1);
-      List<LogEntry> entries = s.log.slice(p.nextIndex, count, s.settings.maxBytesPerAppend());
+      List<LogEntry> entries = s.log.slice(p.nextIndex, count, appendBudget);
       sendAppend(id, p, entries);
       p.nextIndex += entries.size();
     }
@@ -204,7 +219,7 @@ final class Leader extends Role {
     for (Map.Entry<String, Progress> e : progress.entrySet()) {
       Progress p = e.getValue();
       if (p.probing) {
-        sendAppend(e.getKey(), p, s.log.slice(p.nextIndex, s.settings.maxEntriesPerAppend(), s.settings.maxBytesPerAppend()));
+        sendAppend(e.getKey(), p, s.log.slice(p.nextIndex, s.settings.maxEntriesPerAppend(), appendBudget));
       } else {
         sendAppend(e.getKey(), p, List.of());
       }
@@ -279,7 +294,7 @@ final class Leader extends Role {
     s.ctx.getLog().debug("{} rejected entries after {}: retrying from {}", r.followerId(), r.prevLogIndex(), next);
     p.nextIndex = next;
     p.probing = true;
-    sendAppend(r.followerId(), p, s.log.slice(next, s.settings.maxEntriesPerAppend(), s.settings.maxBytesPerAppend()));
+    sendAppend(r.followerId(), p, s.log.slice(next, s.settings.maxEntriesPerAppend(), appendBudget));
   }
 
   private void maybeCommit() {

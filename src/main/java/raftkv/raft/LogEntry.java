@@ -27,12 +27,4 @@ public record LogEntry(long index, long term, Payload payload) implements CborSe
     @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
     public ClientCommand {}
   }
-
-  /** A rough size in bytes, used to bound AppendEntries messages; exact size does not matter. */
-  public int estimatedBytes() {
-    if (payload instanceof ClientCommand c) {
-      return 64 + CommandSize.of(c.command());
-    }
-    return 32;
-  }
 }

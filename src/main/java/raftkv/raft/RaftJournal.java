@@ -156,7 +156,12 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
           state.log = null;
         })
         .onSignal(RecoveryFailed.class, (state, failed) -> node.tell(new RaftNode.RecoveryFailed(
-            String.valueOf(failed.getFailure().getMessage()))))
+            describe(failed.getFailure()))))
         .build();
+  }
+
+  /** The failure's message, or its class when it has none (never "null" in the node's one-line reason). */
+  private static String describe(Throwable failure) {
+    return failure.getMessage() != null ? failure.getMessage() : failure.toString();
   }
 }

@@ -1,6 +1,7 @@
 package raftkv.raft;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 
@@ -13,6 +14,10 @@ public final class RaftLog {
   private long snapshotIndex;
   private long snapshotTerm;
   private final ArrayList<LogEntry> entries = new ArrayList<>();
+  /** The encoded size of each entry (RaftSerializer's format), at the same position as in {@code entries}. */
+  private int[] sizes = new int[16];
+  /** The largest entry ever appended, in encoded bytes. */
+  private int largestEntryBytes;
 
   public RaftLog() {
     this(0, 0);
@@ -62,7 +67,27 @@ public final class RaftLog {
     if (entry.index() != lastIndex() + 1) {
       throw new IllegalArgumentException("entry " + entry.index() + " does not follow " + lastIndex());
     }
+    int size = RaftSerializer.entryBytes(entry);
+    int at = entries.size();
+    if (at == sizes.length) {
+      sizes = Arrays.copyOf(sizes, at * 2);
+    }
+    sizes[at] = size;
+    largestEntryBytes = Math.max(largestEntryBytes, size);
     entries.add(entry);
+  }
+
+  /** The encoded size of the entry at {@code index}, as AppendEntries carries it. */
+  public int entryBytes(long index) {
+    if (index <= snapshotIndex || index > lastIndex()) {
+      throw new IndexOutOfBoundsException("log holds " + firstIndex() + ".." + lastIndex() + ", not " + index);
+    }
+    return sizes[(int) (index - snapshotIndex - 1)];
+  }
+
+  /** The largest entry this log ever held, in encoded bytes. */
+  public int largestEntryBytes() {
+    return largestEntryBytes;
   }
 
   /** Removes every entry at {@code index} and after. */
@@ -112,10 +137,12 @@ public final class RaftLog {
   }
 
   /**
-   * Entries from {@code from} on, at most {@code maxEntries} of them and about {@code maxBytes}
-   * (always at least one when the log has any).
+   * Entries from {@code from} on: as many as fit in {@code maxBytes} of their encoded size
+   * ({@link #entryBytes}), at most {@code maxEntries}. Empty when the log ends before {@code
+   * from}; throws when the first entry alone does not fit, since a message that carries it could
+   * not be sent (the leader refuses such commands before they reach the log).
    */
-  public List<LogEntry> slice(long from, int maxEntries, int maxBytes) {
+  public List<LogEntry> slice(long from, int maxEntries, long maxBytes) {
     if (from > lastIndex()) {
       return List.of();
     }
@@ -125,14 +152,26 @@ public final class RaftLog {
     int start = (int) (from - snapshotIndex - 1);
     int end = start;
     long bytes = 0;
-    while (end < entries.size() && end - start < maxEntries) {
-      bytes += entries.get(end).estimatedBytes();
-      if (bytes > maxBytes && end > start) {
-        break;
-      }
+    while (end < entries.size() && end - start < maxEntries && bytes + sizes[end] <= maxBytes) {
+      bytes += sizes[end];
       end++;
     }
+    if (end == start && maxEntries > 0) {
+      throw new IllegalStateException("entry " + from + " is " + sizes[start] + " bytes encoded, more than the "
+          + maxBytes + " bytes one message may carry");
+    }
     return Collections.unmodifiableList(new ArrayList<>(entries.subList(start, end)));
+  }
+
+  /** Every entry from {@code from} to the end, whatever their size (for the journal's write). */
+  public List<LogEntry> tail(long from) {
+    if (from > lastIndex()) {
+      return List.of();
+    }
+    if (from <= snapshotIndex) {
+      throw new IndexOutOfBoundsException("entry " + from + " is compacted into the snapshot");
+    }
+    return Collections.unmodifiableList(new ArrayList<>(entries.subList((int) (from - snapshotIndex - 1), entries.size())));
   }
 
   /** The first index of the term of the entry at {@code index}: the conflict hint of §5.3. */

@@ -83,13 +83,16 @@ public final class RaftNode {
   /**
    * Pre-Vote (dissertation §9.6): would you vote for me in {@code nextTerm}? Changes no state on
    * either side, so a node that was cut off cannot raise everyone's term and depose a working
-   * leader. Not a RaftMessage: its term must not move the receiver's term.
+   * leader. Not a RaftMessage: its term must not move the receiver's term. {@code round} names
+   * this pre-vote round of the candidate, and the reply echoes it: a grant delayed from an
+   * earlier round of the same term must not count in a later one, when the leader it did not
+   * hear from then may be alive again.
    */
-  public record PreVote(long nextTerm, String candidateId, long lastLogIndex, long lastLogTerm)
+  public record PreVote(long nextTerm, String candidateId, long lastLogIndex, long lastLogTerm, long round)
       implements Command, CborSerializable {}
 
   /** {@code term} is the voter's current term, so that a candidate that fell behind catches up. */
-  public record PreVoteReply(long term, long nextTerm, String voterId, boolean granted)
+  public record PreVoteReply(long term, long nextTerm, String voterId, boolean granted, long round)
       implements Command, CborSerializable {}
 
   // ---- clients (may be forwarded from another node) -----------------------------------------
@@ -129,9 +132,6 @@ public final class RaftNode {
 
   enum Tick implements Command { ELECTION_TIMEOUT, HEARTBEAT, FLUSH_PROPOSALS, FLUSH_READS }
 
-  /** Pre-vote round {@code round} found no majority in time. */
-  record PreVoteTimeout(long round) implements Command {}
-
   /** What the node tells an optional listener about its life (the launcher uses it). */
   public sealed interface Lifecycle {}
 
@@ -142,36 +142,70 @@ public final class RaftNode {
   /**
    * The node's behavior. A failure of the node restarts it from the journal (with back-off): the
    * durable term, vote and log come back from disk, so a restart never forgets a vote.
+   *
+   * <p>A journal that cannot be read at the node's first start in this process (a corrupt or
+   * foreign data dir) stops the node and tells {@code lifecycle} {@link StartFailed}, for the
+   * launcher to exit with one line. Once the node has run, a failed write stops the journal and
+   * the node restarts (Role); a recovery that then fails (the disk still full, the journal's
+   * circuit breaker still open) fails the node again, and the supervisor tries once more after
+   * its back-off, until the journal can be read. {@link Started} is told once: a restart is not
+   * a start (the launcher would bind its HTTP port again).
    */
   public static Behavior<Command> create(NodeIdentity identity, List<Peer> initialVoters, RaftSettings settings,
                                          ActorRef<Lifecycle> lifecycle) {
+    StartHistory history = new StartHistory(); // outside the supervised behavior: survives restarts
     Behavior<Command> node = Behaviors.setup(ctx -> {
       ActorRef<RaftJournal.Command> journal =
           ctx.spawn(RaftJournal.create(identity.id(), ctx.getSelf()), "journal",
               DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
       ctx.watch(journal);
+      String[] reported = new String[1]; // the reason in this incarnation's RecoveryFailed, if any
       return Behaviors.withStash(100_000, stash -> Behaviors.receive(Command.class)
           .onMessage(Recovered.class, r -> {
             RaftState state = new RaftState(ctx, identity, settings, journal, r, initialVoters);
-            ctx.getLog().info("Node {} recovered: term {}, log up to {}, voters {}",
-                identity.id(), r.term(), r.log().lastIndex(),
-                state.voterIds());
-            if (lifecycle != null) {
-              lifecycle.tell(new Started(identity.id(), r.term(), r.log().lastIndex()));
+            if (!history.started) {
+              history.started = true;
+              ctx.getLog().info("Node {} recovered: term {}, log up to {}, voters {}",
+                  identity.id(), r.term(), r.log().lastIndex(),
+                  state.voterIds());
+              if (lifecycle != null) {
+                lifecycle.tell(new Started(identity.id(), r.term(), r.log().lastIndex()));
+              }
+            } else {
+              ctx.getLog().info("Node {} recovered again{}: term {}, log up to {}, voters {}",
+                  identity.id(), history.failedRecoveries == 0 ? ""
+                      : " after " + history.failedRecoveries + " failed tries",
+                  r.term(), r.log().lastIndex(), state.voterIds());
             }
+            history.failedRecoveries = 0;
             return Behaviors.withTimers(timers -> {
               state.timers = timers;
               return stash.unstashAll(new Follower(state, null).start());
             });
           })
           .onMessage(RecoveryFailed.class, f -> {
-            ctx.getLog().error("Node {} cannot read its journal: {}", identity.id(), f.reason());
-            if (lifecycle != null) {
-              lifecycle.tell(new StartFailed("cannot read the journal: " + f.reason()));
+            if (!history.started) {
+              return startFailed(ctx, identity, lifecycle, f.reason());
             }
-            return Behaviors.stopped();
+            // The journal stops right after this; its Terminated triggers the retry. (After a
+            // restart, one from the journal before it may still arrive here: it only lends its
+            // reason to the next failure, if there is one.)
+            reported[0] = f.reason();
+            return Behaviors.same();
           })
-          .onSignal(Terminated.class, t -> Behaviors.stopped())
+          .onSignal(Terminated.class, t -> {
+            if (!t.getRef().equals(journal)) {
+              return Behaviors.same();
+            }
+            String reason = journalStopReason(t, reported[0]);
+            if (!history.started) {
+              return startFailed(ctx, identity, lifecycle, reason);
+            }
+            history.failedRecoveries++;
+            throw new JournalUnavailable("node " + identity.id() + " cannot read its journal after a journal failure ("
+                + history.failedRecoveries + (history.failedRecoveries == 1 ? " try" : " tries") + "): "
+                + reason + "; it will try again after a back-off of at most 5 s");
+          })
           .onAnyMessage(m -> {
             stash.stash(m);
             return Behaviors.same();
@@ -180,6 +214,49 @@ public final class RaftNode {
     });
     return Behaviors.supervise(node).onFailure(SupervisorStrategy.restartWithBackoff(
         Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
+  }
+
+  /** What the node's incarnations in this process share; only the node actor touches it. */
+  private static final class StartHistory {
+    /** Whether the node has recovered once in this process. */
+    boolean started;
+    /** Recoveries that failed in a row since the node last ran. */
+    int failedRecoveries;
+  }
+
+  /** At the first start the journal cannot be read: stop, and tell the launcher (which exits). */
+  private static Behavior<Command> startFailed(akka.actor.typed.javadsl.ActorContext<Command> ctx,
+                                               NodeIdentity identity, ActorRef<Lifecycle> lifecycle, String reason) {
+    ctx.getLog().error("Node {} cannot read its journal: {}", identity.id(), reason);
+    if (lifecycle != null) {
+      lifecycle.tell(new StartFailed("cannot read the journal: " + reason));
+    }
+    return Behaviors.stopped();
+  }
+
+  /** Why the journal stopped before it recovered: its own report, or the cause of its failure. */
+  private static String journalStopReason(Terminated t, String reported) {
+    if (reported != null) {
+      return reported;
+    }
+    if (t instanceof akka.actor.typed.ChildFailed failed && failed.getCause() != null) {
+      Throwable cause = failed.getCause();
+      while (cause.getCause() != null && cause.getCause() != cause) {
+        cause = cause.getCause(); // the journal's own failure, not the wrapper of the event sourcing
+      }
+      return cause.getMessage() != null ? cause.getMessage() : cause.toString();
+    }
+    return "the journal stopped before its recovery completed";
+  }
+
+  /**
+   * The node's journal cannot be read for now: the supervisor logs this one line (no stack trace,
+   * the message says it all) and restarts the node after its back-off.
+   */
+  private static final class JournalUnavailable extends RuntimeException {
+    JournalUnavailable(String message) {
+      super(message, null, false, false);
+    }
   }
 
   /** Who this node is: its id and the HTTP address it advertises (empty when it has none). */

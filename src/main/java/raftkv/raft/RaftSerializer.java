@@ -1,6 +1,9 @@
 package raftkv.raft;
 
 import akka.actor.ExtendedActorSystem;
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.ActorRefResolver;
+import akka.actor.typed.javadsl.Adapter;
 import akka.serialization.SerializerWithStringManifest;
 import raftkv.kv.Compare;
 import raftkv.kv.KvCommand;
@@ -14,8 +17,10 @@ import java.util.Map;
 
 /**
  * A compact binary format for the messages of the replication hot path and the journal's events:
- * every Raft message between peers and every event of {@link RaftJournal}, with the log entries
- * and the KV commands they carry. Jackson CBOR (reflection over records, polymorphic type names
+ * every Raft message between peers, a proposal forwarded to the leader, and every event of {@link
+ * RaftJournal}, with the log entries and the KV commands they carry. It also tells the exact
+ * encoded size of an entry or a command without encoding it ({@link #entryBytes}, {@link
+ * #commandBytes}), which is what bounds every AppendEntries under the transport's frame. Jackson CBOR (reflection over records, polymorphic type names
  * per entry) cost a follower more than the rest of its work put together; this format writes
  * fields in a fixed order with a version byte in front.
  *
@@ -38,6 +43,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   private static final String TERM_ADVANCED = "TA";
   private static final String VOTE_CAST = "VC";
   private static final String BOOTSTRAPPED = "BS";
+  private static final String PROPOSE = "PP";
 
   private static final byte NO_OP = 0;
   private static final byte CLIENT_COMMAND = 1;
@@ -48,8 +54,21 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   private static final byte OP_GET = 2;
   private static final byte OP_DELETE = 3;
 
+  private final ExtendedActorSystem system;
+  private volatile ActorRefResolver resolver;
+
   public RaftSerializer(ExtendedActorSystem system) {
-    // no state: the format needs nothing from the system
+    this.system = system;
+  }
+
+  /** Reads and writes the ref a forwarded proposal's reply goes to (made on first use). */
+  private ActorRefResolver resolver() {
+    ActorRefResolver r = resolver;
+    if (r == null) {
+      r = ActorRefResolver.get(Adapter.toTyped(system));
+      resolver = r;
+    }
+    return r;
   }
 
   @Override
@@ -58,17 +77,18 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   }
 
   /** The manifest of each class this serializer writes (every one a record, so the class is exact). */
-  private static final Map<Class<?>, String> MANIFESTS = Map.of(
-      RaftNode.AppendEntries.class, APPEND_ENTRIES,
-      RaftNode.AppendReply.class, APPEND_REPLY,
-      RaftNode.RequestVote.class, REQUEST_VOTE,
-      RaftNode.VoteReply.class, VOTE_REPLY,
-      RaftNode.PreVote.class, PRE_VOTE,
-      RaftNode.PreVoteReply.class, PRE_VOTE_REPLY,
-      RaftJournal.EntriesAppended.class, ENTRIES_APPENDED,
-      RaftJournal.TermAdvanced.class, TERM_ADVANCED,
-      RaftJournal.VoteCast.class, VOTE_CAST,
-      RaftJournal.Bootstrapped.class, BOOTSTRAPPED);
+  private static final Map<Class<?>, String> MANIFESTS = Map.ofEntries(
+      Map.entry(RaftNode.AppendEntries.class, APPEND_ENTRIES),
+      Map.entry(RaftNode.AppendReply.class, APPEND_REPLY),
+      Map.entry(RaftNode.RequestVote.class, REQUEST_VOTE),
+      Map.entry(RaftNode.VoteReply.class, VOTE_REPLY),
+      Map.entry(RaftNode.PreVote.class, PRE_VOTE),
+      Map.entry(RaftNode.PreVoteReply.class, PRE_VOTE_REPLY),
+      Map.entry(RaftJournal.EntriesAppended.class, ENTRIES_APPENDED),
+      Map.entry(RaftJournal.TermAdvanced.class, TERM_ADVANCED),
+      Map.entry(RaftJournal.VoteCast.class, VOTE_CAST),
+      Map.entry(RaftJournal.Bootstrapped.class, BOOTSTRAPPED),
+      Map.entry(RaftNode.Propose.class, PROPOSE));
 
   @Override
   public String manifest(Object o) {
@@ -82,7 +102,8 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   @Override
   public byte[] toBinary(Object o) {
     Out out = new Out(o instanceof RaftNode.AppendEntries ae ? 64 + 96 * ae.entries().size()
-        : o instanceof RaftJournal.EntriesAppended ea ? 32 + 96 * ea.entries().size() : 64);
+        : o instanceof RaftJournal.EntriesAppended ea ? 32 + 96 * ea.entries().size()
+        : o instanceof RaftNode.Propose p ? 160 + commandBytes(p.command()) : 64);
     out.b(VERSION);
     if (o instanceof RaftNode.AppendEntries m) {
       out.l(m.term()).s(m.leaderId()).ns(m.leaderHttp()).l(m.prevLogIndex()).l(m.prevLogTerm())
@@ -96,9 +117,9 @@ public final class RaftSerializer extends SerializerWithStringManifest {
     } else if (o instanceof RaftNode.VoteReply m) {
       out.l(m.term()).s(m.voterId()).bool(m.granted());
     } else if (o instanceof RaftNode.PreVote m) {
-      out.l(m.nextTerm()).s(m.candidateId()).l(m.lastLogIndex()).l(m.lastLogTerm());
+      out.l(m.nextTerm()).s(m.candidateId()).l(m.lastLogIndex()).l(m.lastLogTerm()).l(m.round());
     } else if (o instanceof RaftNode.PreVoteReply m) {
-      out.l(m.term()).l(m.nextTerm()).s(m.voterId()).bool(m.granted());
+      out.l(m.term()).l(m.nextTerm()).s(m.voterId()).bool(m.granted()).l(m.round());
     } else if (o instanceof RaftJournal.EntriesAppended e) {
       out.l(e.fromIndex());
       entries(out, e.entries());
@@ -111,6 +132,11 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       for (Peer p : e.voters()) {
         out.s(p.id()).s(p.host()).i(p.port());
       }
+    } else if (o instanceof RaftNode.Propose m) {
+      // a command, a path and a count: the size of the command plus a few hundred bytes, so a
+      // command that fits in an AppendEntries fits in a forwarded proposal too
+      command(out, m.command());
+      out.s(resolver().toSerializationFormat(m.replyTo())).i(m.hops());
     } else {
       throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName());
     }
@@ -141,14 +167,21 @@ public final class RaftSerializer extends SerializerWithStringManifest {
             in.l(), in.l(), in.l());
         case REQUEST_VOTE -> new RaftNode.RequestVote(in.l(), in.s(), in.l(), in.l());
         case VOTE_REPLY -> new RaftNode.VoteReply(in.l(), in.s(), in.bool());
-        case PRE_VOTE -> new RaftNode.PreVote(in.l(), in.s(), in.l(), in.l());
-        case PRE_VOTE_REPLY -> new RaftNode.PreVoteReply(in.l(), in.l(), in.s(), in.bool());
+        // the round came later: a message of a node without it reads as round 0
+        case PRE_VOTE -> new RaftNode.PreVote(in.l(), in.s(), in.l(), in.l(), in.remaining() == 0 ? 0 : in.l());
+        case PRE_VOTE_REPLY -> new RaftNode.PreVoteReply(in.l(), in.l(), in.s(), in.bool(),
+            in.remaining() == 0 ? 0 : in.l());
         case ENTRIES_APPENDED -> {
           long from = in.l();
           yield new RaftJournal.EntriesAppended(from, entries(in));
         }
         case TERM_ADVANCED -> new RaftJournal.TermAdvanced(in.l());
         case VOTE_CAST -> new RaftJournal.VoteCast(in.l(), in.s());
+        case PROPOSE -> {
+          KvCommand command = command(in);
+          ActorRef<RaftNode.ClientReply> replyTo = resolver().resolveActorRef(in.s());
+          yield new RaftNode.Propose(command, replyTo, in.i());
+        }
         case BOOTSTRAPPED -> {
           int n = in.count();
           List<Peer> voters = new ArrayList<>(n);
@@ -166,6 +199,81 @@ public final class RaftSerializer extends SerializerWithStringManifest {
     } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
       throw new NotSerializableException("corrupt " + manifest + " message: " + e.getMessage());
     }
+  }
+
+  // ---- exact sizes: what toBinary writes, without writing it
+
+  /** Bytes of an entry besides its payload: index, term and the payload's kind. */
+  static final int ENTRY_HEADER_BYTES = 8 + 8 + 1;
+
+  /**
+   * The encoded size of an AppendEntries of {@code leaderId} and {@code leaderHttp} without its
+   * entries: version, term, the two strings, four longs and the entry count (counted at its
+   * largest, 5 bytes). Adding {@link #entryBytes} of each entry gives a bound that is at most 4
+   * bytes above the exact size.
+   */
+  static long appendEntriesHeaderBytes(String leaderId, String leaderHttp) {
+    return 1 + 8 + stringBytes(leaderId) + (leaderHttp == null ? 1 : 1 + stringBytes(leaderHttp)) + 4 * 8 + 5;
+  }
+
+  /** The encoded size of one log entry, as AppendEntries and the journal write it. */
+  static int entryBytes(LogEntry entry) {
+    if (entry.payload() instanceof LogEntry.NoOp) {
+      return ENTRY_HEADER_BYTES + 8;
+    } else if (entry.payload() instanceof LogEntry.ClientCommand c) {
+      return (int) Math.min(Integer.MAX_VALUE, (long) ENTRY_HEADER_BYTES + commandBytes(c.command()));
+    }
+    throw new IllegalArgumentException("unknown log entry payload " + entry.payload());
+  }
+
+  /** The encoded size of {@code command}: exactly what {@code command(out, command)} writes. */
+  public static int commandBytes(KvCommand command) {
+    long n;
+    if (command instanceof KvCommand.Put p) {
+      n = 1 + stringBytes(p.key()) + bytesBytes(p.value()) + 8 + (p.ifModRevision() == null ? 1 : 9) + 1;
+    } else if (command instanceof KvCommand.Delete d) {
+      n = 1 + stringBytes(d.key()) + 1 + (d.ifModRevision() == null ? 1 : 9);
+    } else if (command instanceof KvCommand.Txn t) {
+      n = 1 + varintBytes(t.compare().size());
+      for (Compare c : t.compare()) {
+        n += stringBytes(c.key()) + stringBytes(c.target().name()) + stringBytes(c.op().name()) + 8
+            + (c.value() == null ? 1 : 1 + bytesBytes(c.value()));
+      }
+      n += opsBytes(t.success()) + opsBytes(t.failure());
+    } else {
+      throw new IllegalArgumentException("unknown command " + command);
+    }
+    return (int) Math.min(Integer.MAX_VALUE, n);
+  }
+
+  private static long opsBytes(List<TxnOp> ops) {
+    long n = varintBytes(ops.size());
+    for (TxnOp op : ops) {
+      if (op instanceof TxnOp.Put p) {
+        n += 1 + stringBytes(p.key()) + bytesBytes(p.value()) + 8;
+      } else if (op instanceof TxnOp.Get g) {
+        n += 1 + stringBytes(g.key());
+      } else if (op instanceof TxnOp.Delete d) {
+        n += 1 + stringBytes(d.key()) + 1;
+      } else {
+        throw new IllegalArgumentException("unknown transaction op " + op);
+      }
+    }
+    return n;
+  }
+
+  private static long bytesBytes(byte[] v) {
+    return varintBytes(v.length) + (long) v.length;
+  }
+
+  /** A string as {@link Out#s} writes it: its modified-UTF-8 length as a varint, then the bytes. */
+  static long stringBytes(String v) {
+    long len = Out.modifiedUtf8Length(v);
+    return (len > Integer.MAX_VALUE ? 5 : varintBytes((int) len)) + len;
+  }
+
+  private static int varintBytes(int v) {
+    return v < 1 << 7 ? 1 : v < 1 << 14 ? 2 : v < 1 << 21 ? 3 : v < 1 << 28 ? 4 : 5;
   }
 
   // ---- entries and commands
@@ -336,14 +444,25 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       return v == null ? b((byte) 0) : b((byte) 1).bytes(v);
     }
 
-    /** Modified UTF-8 of every char, so that any Java string comes back the same. */
-    Out s(String v) {
+    /** Bytes of {@code v} in modified UTF-8: 1 for U+0001..U+007F, 2 up to U+07FF and for U+0000, else 3 per char. */
+    static long modifiedUtf8Length(String v) {
       int n = v.length();
-      int len = 0;
+      long len = 0;
       for (int k = 0; k < n; k++) {
         char c = v.charAt(k);
         len += c >= 1 && c <= 0x7F ? 1 : c <= 0x7FF ? 2 : 3;
       }
+      return len;
+    }
+
+    /** Modified UTF-8 of every char, so that any Java string comes back the same. */
+    Out s(String v) {
+      int n = v.length();
+      long bytes = modifiedUtf8Length(v);
+      if (bytes > Integer.MAX_VALUE) {
+        throw new IllegalArgumentException("a string of " + bytes + " bytes cannot be encoded");
+      }
+      int len = (int) bytes;
       i(len);
       room(len);
       for (int k = 0; k < n; k++) {

@@ -5,8 +5,13 @@ import com.typesafe.config.Config;
 import java.time.Duration;
 
 /**
- * Timing and batching of the Raft core, read once from {@code raftkv.raft} (defaults and comments
- * in reference.conf).
+ * Timing, batching and size bounds of the Raft core, read once from {@code raftkv.raft} (defaults
+ * and comments in reference.conf), with the transport's frame size
+ * ({@code akka.remote.artery.advanced.maximum-frame-size}) that the size bounds must fit in.
+ *
+ * @param maxBytesPerAppend the largest AppendEntries, as encoded ({@link RaftSerializer}), header included
+ * @param maxCommandBytes   the largest command, as encoded in the log
+ * @param maximumFrameSize  the largest message Artery carries, envelope included
  */
 public record RaftSettings(
     Duration heartbeatInterval,
@@ -14,7 +19,28 @@ public record RaftSettings(
     int maxEntriesPerAppend,
     int maxBytesPerAppend,
     int maxInflightEntries,
-    int maxForwardHops) {
+    int maxForwardHops,
+    int maxCommandBytes,
+    long maximumFrameSize) {
+
+  /**
+   * Room in one AppendEntries beside its largest command: the message's header (term, indices,
+   * the leader's id and HTTP address) and the entry's own (index, term, kind). With a node id of
+   * at most 64 characters and a host of at most 253 this is under 1 KiB; {@link
+   * #checkIdentity} holds every node to it. A forwarded proposal is a command, a reply path and
+   * a hop count: it fits in the same room.
+   */
+  public static final int APPEND_OVERHEAD_BYTES = 4 * 1024;
+
+  /**
+   * Room in one Artery frame beside the message: the envelope's fixed header (28 bytes), the
+   * recipient and sender paths and the manifest, each a length and its ASCII characters (a path
+   * holds the system name, host, port and actor path: a few hundred bytes with a host of at most
+   * 253 characters).
+   */
+  public static final int ENVELOPE_BYTES = 64 * 1024;
+
+  private static final String FRAME_SIZE = "akka.remote.artery.advanced.maximum-frame-size";
 
   public static RaftSettings fromConfig(Config root) {
     Config c = root.getConfig("raftkv.raft");
@@ -22,14 +48,24 @@ public record RaftSettings(
         c.getDuration("heartbeat-interval"),
         c.getDuration("election-timeout"),
         c.getInt("max-entries-per-append"),
-        (int) c.getMemorySize("max-bytes-per-append").toBytes(),
+        bytes(c, "max-bytes-per-append"),
         c.getInt("max-inflight-entries"),
-        c.getInt("max-forward-hops"));
+        c.getInt("max-forward-hops"),
+        bytes(c, "max-command-bytes"),
+        root.hasPath(FRAME_SIZE) ? root.getMemorySize(FRAME_SIZE).toBytes() : Long.MAX_VALUE);
     s.validate();
     return s;
   }
 
-  /** Throws IllegalArgumentException naming the bad key. */
+  private static int bytes(Config c, String key) {
+    long n = c.getMemorySize(key).toBytes();
+    if (n > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("raftkv.raft." + key + " must be below 2 GiB, not " + n + " bytes");
+    }
+    return (int) n;
+  }
+
+  /** Throws IllegalArgumentException naming the bad key, in one line. */
   public void validate() {
     if (heartbeatInterval.isNegative() || heartbeatInterval.isZero()) {
       throw new IllegalArgumentException("raftkv.raft.heartbeat-interval must be positive");
@@ -40,11 +76,38 @@ public record RaftSettings(
     if (maxEntriesPerAppend < 1) {
       throw new IllegalArgumentException("raftkv.raft.max-entries-per-append must be at least 1");
     }
-    if (maxBytesPerAppend < 1024) {
-      throw new IllegalArgumentException("raftkv.raft.max-bytes-per-append must be at least 1 KiB");
-    }
     if (maxInflightEntries < maxEntriesPerAppend) {
       throw new IllegalArgumentException("raftkv.raft.max-inflight-entries must be at least max-entries-per-append");
     }
+    if (maxCommandBytes < 1024) {
+      throw new IllegalArgumentException("raftkv.raft.max-command-bytes must be at least 1 KiB, not " + maxCommandBytes);
+    }
+    if ((long) maxCommandBytes + APPEND_OVERHEAD_BYTES > maxBytesPerAppend) {
+      throw new IllegalArgumentException("raftkv.raft.max-bytes-per-append (" + maxBytesPerAppend
+          + " bytes) must be at least raftkv.raft.max-command-bytes (" + maxCommandBytes + ") + "
+          + APPEND_OVERHEAD_BYTES + ", so that the largest command fits in one AppendEntries");
+    }
+    if ((long) maxBytesPerAppend + ENVELOPE_BYTES > maximumFrameSize) {
+      throw new IllegalArgumentException(FRAME_SIZE + " (" + maximumFrameSize
+          + " bytes) must be at least raftkv.raft.max-bytes-per-append (" + maxBytesPerAppend + ") + "
+          + ENVELOPE_BYTES + ", so that every AppendEntries fits in one frame");
+    }
+  }
+
+  /**
+   * Throws IllegalArgumentException when a node of this id and HTTP address would send
+   * AppendEntries whose header does not fit in {@link #APPEND_OVERHEAD_BYTES}.
+   */
+  public static void checkIdentity(String nodeId, String httpAddress) {
+    long overhead = RaftSerializer.appendEntriesHeaderBytes(nodeId, httpAddress) + RaftSerializer.ENTRY_HEADER_BYTES;
+    if (overhead > APPEND_OVERHEAD_BYTES) {
+      throw new IllegalArgumentException("the node id and HTTP address are too long: they take " + overhead
+          + " bytes of every AppendEntries, the limit is " + APPEND_OVERHEAD_BYTES);
+    }
+  }
+
+  /** The most entry bytes that one AppendEntries of this leader may carry. */
+  long appendBudget(String leaderId, String leaderHttp) {
+    return maxBytesPerAppend - RaftSerializer.appendEntriesHeaderBytes(leaderId, leaderHttp);
   }
 }

@@ -50,6 +50,12 @@ final class RaftState {
   final Map<String, String> httpAddresses = new HashMap<>();
   final Map<String, ActorRef<RaftNode.Command>> peerRefs = new LinkedHashMap<>();
 
+  /**
+   * The last pre-vote round this node started. It starts at random, so that a round of this
+   * incarnation is not mistaken for one of an incarnation before a restart.
+   */
+  private long preVoteRound = java.util.concurrent.ThreadLocalRandom.current().nextLong();
+
   /** Writes proposed by this node as leader, by log index: answered when that index is applied. */
   final Map<Long, PendingWrite> pendingWrites = new HashMap<>();
 
@@ -108,6 +114,11 @@ final class RaftState {
             "akka://" + system + "@" + p.host() + ":" + p.port() + "/system/raftkv"));
       }
     }
+  }
+
+  /** A new pre-vote round: the replies that echo it are the only ones that count for it. */
+  long nextPreVoteRound() {
+    return ++preVoteRound;
   }
 
   List<String> voterIds() {
@@ -190,7 +201,7 @@ final class RaftState {
     List<RaftJournal.Event> events = new ArrayList<>(openHardState);
     if (openFromIndex != Long.MAX_VALUE) {
       long from = openFromIndex;
-      events.add(new RaftJournal.EntriesAppended(from, log.slice(from, Integer.MAX_VALUE, Integer.MAX_VALUE)));
+      events.add(new RaftJournal.EntriesAppended(from, log.tail(from)));
     }
     inflightSeq = openSeq;
     inflightLastIndex = log.lastIndex();

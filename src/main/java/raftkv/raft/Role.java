@@ -174,7 +174,7 @@ abstract class Role {
     boolean grant = pv.nextTerm() > s.currentTerm
         && s.log.isUpToDate(pv.lastLogTerm(), pv.lastLogIndex())
         && !leaderIsAlive();
-    to.tell(new RaftNode.PreVoteReply(s.currentTerm, pv.nextTerm(), s.self.id(), grant));
+    to.tell(new RaftNode.PreVoteReply(s.currentTerm, pv.nextTerm(), s.self.id(), grant, pv.round()));
   }
 
   protected long randomElectionTimeoutMillis() {

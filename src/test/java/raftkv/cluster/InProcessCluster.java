@@ -1,6 +1,9 @@
 package raftkv.cluster;
 
+import akka.actor.typed.ActorRef;
 import akka.actor.typed.ActorSystem;
+import akka.actor.typed.Props;
+import akka.actor.typed.eventstream.EventStream;
 import akka.actor.typed.javadsl.Behaviors;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
@@ -37,6 +40,7 @@ final class InProcessCluster implements AutoCloseable {
   private final RaftKvNode[] nodes;
   private final Path root;
   private final Map<Long, String> leaderOfTerm = new HashMap<>();
+  private final java.util.Queue<String> dropped = new java.util.concurrent.ConcurrentLinkedQueue<>();
 
   InProcessCluster(int size) throws IOException {
     root = Files.createTempDirectory("raftkv-cluster");
@@ -74,7 +78,18 @@ final class InProcessCluster implements AutoCloseable {
         .withFallback(ConfigFactory.load()).resolve();
     ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), NodeSettings.SYSTEM_NAME, config);
     systems[i] = system;
+    // Artery publishes a message it cannot send (over the frame size, say) as Dropped
+    ActorRef<akka.actor.Dropped> listener = system.systemActorOf(Behaviors.<akka.actor.Dropped>receiveMessage(d -> {
+      dropped.add(s.id() + ": " + d.reason() + " " + d.message().getClass().getName());
+      return Behaviors.same();
+    }), "dropped-listener", Props.empty());
+    system.eventStream().tell(new EventStream.Subscribe<>(akka.actor.Dropped.class, listener));
     nodes[i] = RaftKvNode.start(system, s, null);
+  }
+
+  /** What the nodes' transports dropped so far (node id, reason, message class), since the cluster started. */
+  List<String> dropped() {
+    return List.copyOf(dropped);
   }
 
   /** Stops node i's ActorSystem; what was fsynced stays, as after kill -9. */

@@ -545,6 +545,47 @@ class HttpApiTest {
   }
 
   @Test
+  void aTransactionOfMoreThan128ComparesAndOperationsIsABadRequest() throws Exception {
+    Reply over = send("POST", "/v1/txn", txnOfGets(129));
+    assertError(over, 400, "bad_request");
+    assertEquals("the transaction has 129 compares and operations, the limit is 128 (raftkv.limits.max-txn-ops)",
+        over.json().get("message").asText());
+    assertEquals(null, kv.lastWrite());
+
+    Reply atLimit = send("POST", "/v1/txn", txnOfGets(128));
+    assertEquals(200, atLimit.status, atLimit::text);
+    assertEquals(128, atLimit.json().get("results").size());
+  }
+
+  @Test
+  void aBodyNestedTooDeepIsABadRequestNotAStackOverflow() throws Exception {
+    String message = "the JSON body is nested deeper than 64 levels";
+    Reply unclosed = send("POST", "/v1/txn", "[".repeat(100_000).getBytes(StandardCharsets.UTF_8));
+    assertError(unclosed, 400, "bad_request");
+    assertEquals(message, unclosed.json().get("message").asText());
+    Reply balanced = send("POST", "/v1/txn",
+        ("{\"compare\":" + "[".repeat(100_000) + "]".repeat(100_000) + "}").getBytes(StandardCharsets.UTF_8));
+    assertError(balanced, 400, "bad_request");
+    assertEquals(message, balanced.json().get("message").asText());
+    assertEquals(null, kv.lastWrite());
+  }
+
+  @Test
+  void aBodyNested64DeepIsReadAnd65DeepIsRefused() throws Exception {
+    // the object is level 1, so 63 arrays in it make 64 levels
+    Reply deepest = send("POST", "/v1/txn", nestedTxn(64));
+    assertError(deepest, 400, "bad_request");
+    String message = deepest.json().get("message").asText();
+    assertTrue(message.contains("compare[0] must be a JSON object"), message);
+    assertFalse(message.contains("nested"), message);
+
+    Reply tooDeep = send("POST", "/v1/txn", nestedTxn(65));
+    assertError(tooDeep, 400, "bad_request");
+    assertEquals("the JSON body is nested deeper than 64 levels", tooDeep.json().get("message").asText());
+    assertEquals(null, kv.lastWrite());
+  }
+
+  @Test
   void theRouteDecodesKeysWithoutTheRawRequestUriHeaderToo() throws Exception {
     ServerBinding plain = Http.get(testKit.system()).newServerAt("127.0.0.1", 0)
         .withSettings(ServerSettings.create(testKit.system().classicSystem()).withRawRequestUriHeader(false))
@@ -810,6 +851,21 @@ class HttpApiTest {
     assertEquals(code, body.path("error").asText(), () -> "error code in " + reply.text());
     assertTrue(body.path("message").isTextual() && !body.path("message").asText().isBlank(),
         () -> "message in " + reply.text());
+  }
+
+  /** A transaction body whose success branch gets {@code n} keys. */
+  private static byte[] txnOfGets(int n) {
+    StringBuilder body = new StringBuilder("{\"success\":[");
+    for (int i = 0; i < n; i++) {
+      body.append(i == 0 ? "" : ",").append("{\"get\":{\"key\":\"k").append(i).append("\"}}");
+    }
+    return body.append("]}").toString().getBytes(StandardCharsets.UTF_8);
+  }
+
+  /** {@code {"compare":[[...[]...]]}}, {@code depth} levels deep counting the object. */
+  private static byte[] nestedTxn(int depth) {
+    int arrays = depth - 1;
+    return ("{\"compare\":" + "[".repeat(arrays) + "]".repeat(arrays) + "}").getBytes(StandardCharsets.UTF_8);
   }
 
   /** Percent-encodes every byte of the UTF-8 key except unreserved characters and '/'. */

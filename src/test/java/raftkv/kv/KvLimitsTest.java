@@ -5,6 +5,8 @@ import org.junit.jupiter.api.function.Executable;
 import raftkv.client.RaftKvException;
 import raftkv.client.RaftKvException.Kind;
 
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
@@ -28,6 +30,14 @@ class KvLimitsTest {
   void limits_must_allow_something() {
     assertThrows(IllegalArgumentException.class, () -> new KvLimits(0, 10));
     assertThrows(IllegalArgumentException.class, () -> new KvLimits(10, -1));
+    assertThrows(IllegalArgumentException.class, () -> new KvLimits(10, 10, 0));
+  }
+
+  @Test
+  void transactions_hold_128_compares_and_operations_by_default() {
+    assertEquals(128, KvLimits.defaults().maxTxnOps());
+    assertEquals(new KvLimits(1024, 1024 * 1024, 128), KvLimits.defaults());
+    assertEquals(128, new KvLimits(8, 4).maxTxnOps());
   }
 
   // ---------------------------------------------------------------- put and delete
@@ -152,6 +162,41 @@ class KvLimitsTest {
     assertRejected(Kind.BAD_REQUEST, null, () -> limits.validate(new KvCommand.Txn(List.of(), List.of(), null)));
   }
 
+  @Test
+  void a_transaction_of_exactly_max_txn_ops_passes_and_one_more_is_malformed() {
+    assertDoesNotThrow(() -> limits.validate(new KvCommand.Txn(List.of(), gets(128), List.of())));
+    assertRejected(Kind.BAD_REQUEST,
+        "the transaction has 129 compares and operations, the limit is 128 (raftkv.limits.max-txn-ops)",
+        () -> limits.validate(new KvCommand.Txn(List.of(), gets(129), List.of())));
+    assertRejected(Kind.BAD_REQUEST,
+        "the transaction has 130 compares and operations, the limit is 128 (raftkv.limits.max-txn-ops)",
+        () -> limits.validate(new KvCommand.Txn(List.of(), gets(65), gets(65))));
+  }
+
+  @Test
+  void compares_and_both_branches_count_together() {
+    KvLimits three = new KvLimits(8, 4, 3);
+    Compare compare = new Compare("k", Compare.Target.VERSION, Compare.Op.EQUAL, 0, null);
+    String four = "the transaction has 4 compares and operations, the limit is 3 (raftkv.limits.max-txn-ops)";
+    assertDoesNotThrow(() -> three.validate(new KvCommand.Txn(List.of(compare), gets(1), gets(1))));
+    assertDoesNotThrow(() -> three.validate(new KvCommand.Txn(Collections.nCopies(3, compare), List.of(), List.of())));
+    assertRejected(Kind.BAD_REQUEST, four,
+        () -> three.validate(new KvCommand.Txn(List.of(compare, compare), gets(1), gets(1))));
+    assertRejected(Kind.BAD_REQUEST, four,
+        () -> three.validate(new KvCommand.Txn(Collections.nCopies(4, compare), List.of(), List.of())));
+  }
+
+  @Test
+  void the_count_is_checked_before_the_operations() {
+    // given 129 operations, the first of them malformed
+    List<TxnOp> ops = new ArrayList<>(gets(128));
+    ops.add(0, new TxnOp.Get(""));
+    // then the count is what is refused
+    assertRejected(Kind.BAD_REQUEST,
+        "the transaction has 129 compares and operations, the limit is 128 (raftkv.limits.max-txn-ops)",
+        () -> limits.validate(new KvCommand.Txn(List.of(), ops, List.of())));
+  }
+
   // ---------------------------------------------------------------- queries
 
   @Test
@@ -179,6 +224,11 @@ class KvLimitsTest {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** {@code n} gets of the key "k". */
+  private static List<TxnOp> gets(int n) {
+    return Collections.nCopies(n, new TxnOp.Get("k"));
+  }
 
   private static KvCommand.Txn txnWithCompares(Compare... compares) {
     return new KvCommand.Txn(List.of(compares), List.of(), List.of());

@@ -150,11 +150,32 @@ class RaftLogTest {
   }
 
   @Test
-  void sliceIsBoundedByCountAndBytesButAlwaysCarriesOneEntry() {
+  void sliceIsBoundedByCountAndByTheExactEncodedBytes() {
     RaftLog log = logOfTerms(1, 1, 1, 1, 1);
+    int one = log.entryBytes(2);
+    assertEquals(RaftSerializer.entryBytes(entry(2, 1)), one);
     assertEquals(2, log.slice(2, 2, Integer.MAX_VALUE).size());
-    assertEquals(1, log.slice(2, 10, 1).size());
+    assertEquals(1, log.slice(2, 10, one).size());
+    assertEquals(1, log.slice(2, 10, 2L * one - 1).size());
+    assertEquals(2, log.slice(2, 10, 2L * one).size());
     assertEquals(4, log.slice(2, 10, Integer.MAX_VALUE).size());
     assertEquals(0, log.slice(6, 10, 100).size());
+    assertEquals(4, log.tail(2).size());
+  }
+
+  @Test
+  void anEntryThatNoMessageCouldCarryIsNeverSlicedIntoOne() {
+    RaftLog log = logOfTerms(1, 1);
+    assertThrows(IllegalStateException.class, () -> log.slice(1, 10, log.entryBytes(1) - 1));
+  }
+
+  @Test
+  void entrySizesFollowTruncation() {
+    RaftLog log = logOfTerms(1, 1, 1);
+    log.truncateFrom(2);
+    LogEntry big = new LogEntry(2, 2, new LogEntry.ClientCommand(KvCommand.Put.of("\u9375".repeat(100), new byte[1000])));
+    log.append(big);
+    assertEquals(RaftSerializer.entryBytes(big), log.entryBytes(2));
+    assertEquals(RaftSerializer.entryBytes(big), log.largestEntryBytes());
   }
 }

@@ -26,6 +26,7 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Every Raft message between peers and every journal event goes through {@link RaftSerializer}
@@ -82,8 +83,8 @@ class RaftSerializerTest {
         new RaftNode.RequestVote(5, "n3", 12, 4),
         new RaftNode.VoteReply(5, "n1", true),
         new RaftNode.VoteReply(5, "n1", false),
-        new RaftNode.PreVote(6, "n3", 12, 4),
-        new RaftNode.PreVoteReply(5, 6, "n2", false),
+        new RaftNode.PreVote(6, "n3", 12, 4, -7),
+        new RaftNode.PreVoteReply(5, 6, "n2", false, Long.MAX_VALUE),
         new RaftJournal.EntriesAppended(1, entries),
         new RaftJournal.EntriesAppended(17, List.of()),
         new RaftJournal.TermAdvanced(9),
@@ -154,5 +155,132 @@ class RaftSerializerTest {
     // then
     RecordAssertions.assertFieldsEqual(event, back, "EntriesAppended");
     assertEquals(entries.size(), ((RaftJournal.EntriesAppended) back).entries().size());
+  }
+
+  // ---- exact sizes (the bound that keeps every AppendEntries under the transport's frame)
+
+  /** Keys of every kind of character: ASCII, two-byte, CJK (three bytes), emoji (a surrogate pair), NUL, unpaired surrogates. */
+  static List<String> keys() {
+    return List.of(
+        "config/app/db",
+        "caf\u00e9/\u00fc",
+        "\u8a2d\u5b9a/\u30a2\u30d7\u30ea/\u30c7\u30fc\u30bf",
+        "\uD83D\uDE00".repeat(256), // 256 emoji: 1,024 bytes of UTF-8, 1,536 on this wire
+        "\u9375".repeat(341) + "k", // a 1,024-byte CJK key
+        "nul\u0000nul",
+        "\uD800lonely\uDC00\uDBFF");
+  }
+
+  static List<KvCommand> commands() {
+    List<KvCommand> commands = new ArrayList<>();
+    byte[] value = new byte[300];
+    for (String key : keys()) {
+      commands.add(KvCommand.Put.of(key, value));
+      commands.add(new KvCommand.Put(key, new byte[0], 7, 0L, true));
+      commands.add(new KvCommand.Put(key, new byte[200_000], 0, null, false));
+      commands.add(KvCommand.Delete.of(key));
+      commands.add(new KvCommand.Delete(key, true, null));
+      commands.add(new KvCommand.Delete(key, false, 99L));
+      List<Compare> compares = new ArrayList<>();
+      for (Compare.Target target : Compare.Target.values()) {
+        compares.add(new Compare(key, target, Compare.Op.LESS, 3, target == Compare.Target.VALUE ? value : null));
+      }
+      List<TxnOp> ops = new ArrayList<>();
+      for (int i = 0; i < 130; i++) { // past one varint byte of count
+        ops.add(i % 3 == 0 ? new TxnOp.Put(key, value, i) : i % 3 == 1 ? new TxnOp.Get(key) : new TxnOp.Delete(key, i % 2 == 0));
+      }
+      commands.add(new KvCommand.Txn(compares, ops, List.of(new TxnOp.Get(key))));
+    }
+    commands.add(new KvCommand.Txn(List.of(), List.of(), List.of()));
+    return commands;
+  }
+
+  @Test
+  void the_size_of_every_command_and_entry_is_exactly_what_the_encoder_writes() {
+    RaftSerializer serializer = new RaftSerializer(null);
+    for (KvCommand command : commands()) {
+      // given: the command alone in a journal event (version, fromIndex, count of 1, the entry)
+      LogEntry entry = new LogEntry(5, 2, new LogEntry.ClientCommand(command));
+      int encoded = serializer.toBinary(new RaftJournal.EntriesAppended(5, List.of(entry))).length;
+      // then
+      String what = command.toString().substring(0, Math.min(80, command.toString().length()));
+      assertEquals(encoded - 1 - 8 - 1, RaftSerializer.entryBytes(entry), what);
+      assertEquals(encoded - 1 - 8 - 1 - RaftSerializer.ENTRY_HEADER_BYTES, RaftSerializer.commandBytes(command), what);
+    }
+    LogEntry noOp = new LogEntry(1, 1, new LogEntry.NoOp(1));
+    assertEquals(serializer.toBinary(new RaftJournal.EntriesAppended(1, List.of(noOp))).length - 10,
+        RaftSerializer.entryBytes(noOp));
+  }
+
+  @Test
+  void an_append_entries_is_never_larger_than_its_header_and_entries_say() {
+    RaftSerializer serializer = new RaftSerializer(null);
+    List<LogEntry> entries = new ArrayList<>();
+    long sum = 0;
+    long index = 1;
+    for (int round = 0; round < 2; round++) { // up to 2 x 50 entries: one and two bytes of count
+      for (KvCommand command : commands()) {
+        LogEntry e = new LogEntry(index++, 1, new LogEntry.ClientCommand(command));
+        entries.add(e);
+        sum += RaftSerializer.entryBytes(e);
+        for (String http : new String[] {null, "127.0.0.1:8081", "\u4e3b\u6a5f.example:8081"}) {
+          int encoded = serializer.toBinary(new RaftNode.AppendEntries(Long.MAX_VALUE, "n\u00e9", http, 1, 1,
+              entries, 0, 1)).length;
+          long bound = RaftSerializer.appendEntriesHeaderBytes("n\u00e9", http) + sum;
+          assertTrue(encoded <= bound && encoded >= bound - 4, encoded + " bytes, bound " + bound);
+        }
+      }
+    }
+  }
+
+  @Test
+  void slices_of_a_log_of_multibyte_keys_never_make_a_message_over_max_bytes_per_append() {
+    // given: a log of random commands over keys of every kind (a group commit of CJK-key txns among them)
+    RaftSerializer serializer = new RaftSerializer(null);
+    java.util.Random random = new java.util.Random(42);
+    List<KvCommand> commands = commands();
+    RaftLog log = new RaftLog();
+    for (int i = 1; i <= 400; i++) {
+      log.append(new LogEntry(i, 1 + i / 100, new LogEntry.ClientCommand(commands.get(random.nextInt(commands.size())))));
+    }
+    String leader = "n1";
+    String http = "127.0.0.1:8081";
+    for (int maxBytes : new int[] {256 * 1024, 300_000, 1536 * 1024}) {
+      long budget = maxBytes - RaftSerializer.appendEntriesHeaderBytes(leader, http);
+      long from = 1;
+      int messages = 0;
+      // when: the log is sent from the start, message after message
+      while (from <= log.lastIndex()) {
+        List<LogEntry> slice = log.slice(from, 1024, budget);
+        int encoded = serializer.toBinary(new RaftNode.AppendEntries(9, leader, http, from - 1, 1, slice, 0, 1)).length;
+        // then: each fits, and each carries as much as fits
+        assertTrue(encoded <= maxBytes, "a message of " + encoded + " bytes, the bound is " + maxBytes);
+        from += slice.size();
+        if (from <= log.lastIndex()) {
+          assertTrue(encoded + log.entryBytes(from) > maxBytes - 4, "the next entry would have fit");
+        }
+        messages++;
+      }
+      assertTrue(messages > 1, "a log of this size needs several messages");
+    }
+  }
+
+  @Test
+  void a_forwarded_proposal_costs_its_command_and_a_reply_path() throws Exception {
+    // given: the largest kind of command, forwarded with a reply ref
+    KvCommand command = new KvCommand.Put("\uD83D\uDE00".repeat(256), new byte[1024 * 1024], 0, null, false);
+    akka.actor.typed.ActorRef<RaftNode.ClientReply> replyTo = testKit.<RaftNode.ClientReply>createTestProbe().ref();
+    RaftNode.Propose propose = new RaftNode.Propose(command, replyTo, 2);
+    // when
+    Serializer serializer = serialization.findSerializerFor(propose);
+    assertInstanceOf(RaftSerializer.class, serializer, "bound to the raft serializer");
+    byte[] bytes = serialization.serialize(propose).get();
+    RaftNode.Propose back = (RaftNode.Propose) serialization.deserialize(bytes, serializer.identifier(),
+        Serializers.manifestFor(serializer, propose)).get();
+    // then
+    assertTrue(bytes.length <= RaftSerializer.commandBytes(command) + 1024, bytes.length + " bytes");
+    assertEquals(replyTo, back.replyTo());
+    assertEquals(2, back.hops());
+    RecordAssertions.assertFieldsEqual(command, back.command(), "command");
   }
 }

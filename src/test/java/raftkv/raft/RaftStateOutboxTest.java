@@ -43,7 +43,7 @@ class RaftStateOutboxTest {
   /** Runs {@code body} on the node's state inside its actor. */
   private record Step(Function<RaftState, Object> body, CompletableFuture<Object> result) implements RaftNode.Command {}
 
-  private static final RaftNode.Command MARKER = new RaftNode.PreVoteReply(0, 0, "marker", false);
+  private static final RaftNode.Command MARKER = new RaftNode.PreVoteReply(0, 0, "marker", false, 0);
 
   private ActorRef<RaftNode.Command> node;
   private TestProbe<RaftNode.Command> peer;

@@ -42,8 +42,19 @@ public final class ClientPool {
     /** Reads, writes and CAS on a few registers. */
     REGISTER,
     /** Adds of unique elements under {@link #SET_PREFIX}. */
-    SET
+    SET,
+    /**
+     * Transactions as large as the API allows and larger, under keys of multi-byte characters
+     * (CJK, emoji) in {@link #LARGE_PREFIX}: each must be applied (200) or refused (413, or 400
+     * for more than 128 operations), never cost the cluster its liveness. Not checked for
+     * linearizability (their keys are their own); {@link #unexpected} counts any other answer
+     * that is not an unavailability (a 500, say).
+     */
+    LARGE
   }
+
+  /** Prefix of the keys of the large-transaction workload. */
+  public static final String LARGE_PREFIX = "large/";
 
   /**
    * One operation as the availability report sees it.
@@ -64,6 +75,7 @@ public final class ClientPool {
   private final AtomicReference<Throwable> crash = new AtomicReference<>();
   private final Map<Outcome, AtomicInteger> outcomes = new HashMap<>();
   private final Map<String, AtomicInteger> errors = new ConcurrentHashMap<>();
+  private final List<String> unexpected = new java.util.concurrent.CopyOnWriteArrayList<>();
   private volatile boolean stopping;
 
   private ClientPool(Builder settings) {
@@ -222,6 +234,11 @@ public final class ClientPool {
         + (errorKinds.isEmpty() ? "" : "; errors: " + errorKinds);
   }
 
+  /** Answers that the workload never expects (LARGE: anything but 200, 400, 413, 503, 504 or no answer). */
+  public List<String> unexpected() {
+    return List.copyOf(unexpected);
+  }
+
   /** Number of operations with {@code outcome} so far. */
   public int count(Outcome outcome) {
     return outcomes.get(outcome).get();
@@ -251,7 +268,11 @@ public final class ClientPool {
     void run() {
       for (int ops = 0; ops < settings.maxOpsPerClient && !stopping
           && System.nanoTime() - deadline < 0; ops++) {
-        Result result = settings.workload == Workload.SET ? add() : registerOp();
+        Result result = switch (settings.workload) {
+          case SET -> add();
+          case LARGE -> large();
+          case REGISTER -> registerOp();
+        };
         outcomes.get(result.outcome()).incrementAndGet();
         if (!result.answered()) {
           String kind = result.detail();
@@ -317,6 +338,59 @@ public final class ClientPool {
       settings.history.complete(call, result.outcome());
       sample(start, true, result);
       return result;
+    }
+
+    /**
+     * One large transaction: usually puts of 50 KB to 1.8 MB in all under keys of up to 1,024
+     * bytes of CJK or emoji (over raftkv.raft.max-command-bytes about half the time, since the
+     * log spends 3 bytes on a CJK character and 6 on an emoji), now and then the issue's 1,900
+     * gets on a 256-emoji key.
+     */
+    private Result large() {
+      com.fasterxml.jackson.databind.node.ObjectNode txn =
+          com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode();
+      txn.putArray("compare");
+      com.fasterxml.jackson.databind.node.ArrayNode success = txn.putArray("success");
+      txn.putArray("failure");
+      if (random.nextInt(8) == 0) {
+        String emoji = "\uD83D\uDE00".repeat(256);
+        for (int i = 0; i < 1900; i++) {
+          success.addObject().putObject("get").put("key", emoji);
+        }
+      } else {
+        int ops = 1 + random.nextInt(100);
+        int total = 50_000 + random.nextInt(1_750_000);
+        String value = "v".repeat(total / ops);
+        for (int i = 0; i < ops; i++) {
+          success.addObject().putObject("put").put("key", multiByteKey(i)).put("value", value);
+        }
+      }
+      byte[] body = txn.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      long start = System.nanoTime();
+      KvHttpClient.Reply reply = http.send(nodes.get(node), "POST", "/v1/txn", body, "Content-Type", "application/json");
+      int status = reply.status();
+      if (status != 200 && status != 400 && status != 413 && status != 503 && status != 504 && status != -1) {
+        unexpected.add(reply.describe());
+      }
+      boolean answered = status == 200 || status == 400 || status == 413;
+      samples.add(new Sample(start, System.nanoTime(), true, answered, status == 200));
+      return new Result(reply.outcome(), answered, null, reply.describe());
+    }
+
+    /** A key under {@link #LARGE_PREFIX} of CJK characters (3 bytes each) or emoji (4), up to 1,024 bytes. */
+    private String multiByteKey(int i) {
+      StringBuilder key = new StringBuilder(LARGE_PREFIX).append(number).append('/').append(i).append('/');
+      boolean emoji = random.nextBoolean();
+      int room = 1024 - key.length();
+      int chars = random.nextInt(room / (emoji ? 4 : 3) + 1);
+      for (int c = 0; c < chars; c++) {
+        if (emoji) {
+          key.appendCodePoint(0x1F600 + random.nextInt(64));
+        } else {
+          key.append((char) (0x4E00 + random.nextInt(0x5000)));
+        }
+      }
+      return key.toString();
     }
 
     private void sample(long start, boolean write, Result result) {

@@ -16,7 +16,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * leader (restarted in the background a few seconds later, so that it may still be starting when
  * the next fault comes), pause a node or the leader, isolate a node or the leader, a random
  * majority/minority split — each held for a few seconds and then healed, under register and set
- * load on five nodes. The register history stays linearizable and no acknowledged add is lost.
+ * load on five nodes, with a share of transactions as large as the API allows and larger, under
+ * keys of multi-byte characters. The register history stays linearizable, no acknowledged add is
+ * lost, every large transaction is applied or refused (413, 400), and no node's log tells of a
+ * message dropped for its size.
  */
 @ExtendWith(NodeLogsOnFailure.class)
 @Timeout(value = 7, unit = TimeUnit.MINUTES)
@@ -34,6 +37,7 @@ class MixedFaultsIT {
       Nemesis nemesis = scenario.nemesis();
       scenario.run(scenario.registerClients().clients(4).duration(Scenario.MAX_LOAD));
       scenario.run(scenario.setClients().clients(2).duration(Scenario.MAX_LOAD));
+      scenario.run(scenario.largeClients().clients(1).duration(Scenario.MAX_LOAD));
       scenario.hold(2_000, 3_000);
       scenario.repeatFor(Duration.ofSeconds(85), () -> {
         List<NodeProcess> up = nemesis.up();

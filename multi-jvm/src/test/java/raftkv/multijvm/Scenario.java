@@ -135,6 +135,16 @@ public final class Scenario implements AutoCloseable {
   }
 
   /**
+   * A pool of large-transaction clients (multi-byte keys, up to and over the command size limit),
+   * on a history of their own that no checker reads: their keys are their own, and what they
+   * prove is that the cluster stays live and no message is ever dropped for its size.
+   */
+  public ClientPool.Builder largeClients() {
+    return ClientPool.builder(cluster, new History(), random.nextLong())
+        .workload(ClientPool.Workload.LARGE).firstProcess(70_000).thinkMillis(500);
+  }
+
+  /**
    * Starts {@code builder}'s clients; they run until {@link #verify} stops them, or until their
    * duration or op count bound is reached.
    */
@@ -202,7 +212,8 @@ public final class Scenario implements AutoCloseable {
         ? Optional.of(checkSet(leader)) : Optional.empty();
 
     Availability availability = Availability.of(
-        pools.stream().flatMap(p -> p.samples().stream()).toList(),
+        pools.stream().filter(p -> p.workload() != ClientPool.Workload.LARGE)
+            .flatMap(p -> p.samples().stream()).toList(),
         nemesis.faultWindows(), nemesis.leaderLosses());
     log(availability.describe());
     assertTrue(availability.shareDuringFaults() >= 0 && availability.shareDuringFaults() <= 1,
@@ -220,6 +231,29 @@ public final class Scenario implements AutoCloseable {
           + report.describe());
     }
     set.ifPresent(result -> assertTrue(result.ok(), name + " (seed " + seed + "): " + result));
+    for (ClientPool pool : pools) {
+      assertTrue(pool.unexpected().isEmpty(), name + " (seed " + seed + "): " + pool.workload()
+          + " clients got answers no request should get: " + pool.unexpected());
+    }
+    assertNoMessageDroppedForItsSize();
+  }
+
+  /**
+   * No node's log tells of a message that Artery dropped for being over its frame size (an
+   * OversizedPayloadException), in any of the node's starts.
+   */
+  private void assertNoMessageDroppedForItsSize() {
+    for (NodeProcess node : cluster.nodes()) {
+      try (var lines = Files.lines(node.logFile(), StandardCharsets.ISO_8859_1)) { // (the words sought are ASCII)
+        List<String> oversized = lines
+            .filter(l -> l.contains("OversizedPayloadException") || l.contains("Discarding oversized payload"))
+            .limit(3).toList();
+        assertTrue(oversized.isEmpty(), name + " (seed " + seed + "): " + node.id()
+            + " dropped messages for their size: " + oversized);
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot read the log of " + node.id(), e);
+      }
+    }
   }
 
   /** Every register key from every node: serializable reads first, then linearizable ones. */
