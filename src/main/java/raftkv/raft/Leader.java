@@ -366,7 +366,7 @@ final class Leader extends Role {
   private void serveAppliedReads() {
     while (!readsAwaitingApply.isEmpty() && readsAwaitingApply.peekFirst().readIndex() <= s.lastApplied) {
       PendingRead pr = readsAwaitingApply.pollFirst();
-      pr.read().replyTo().tell(new RaftNode.Ok(s.store.query(pr.read().query())));
+      s.reply(pr.read().replyTo(), s.store.query(pr.read().query()), false);
     }
   }
 

@@ -16,8 +16,6 @@ public final class RaftLog {
   private final ArrayList<LogEntry> entries = new ArrayList<>();
   /** The encoded size of each entry (RaftSerializer's format), at the same position as in {@code entries}. */
   private int[] sizes = new int[16];
-  /** The largest entry ever appended, in encoded bytes. */
-  private int largestEntryBytes;
 
   public RaftLog() {
     this(0, 0);
@@ -73,7 +71,6 @@ public final class RaftLog {
       sizes = Arrays.copyOf(sizes, at * 2);
     }
     sizes[at] = size;
-    largestEntryBytes = Math.max(largestEntryBytes, size);
     entries.add(entry);
   }
 
@@ -85,9 +82,13 @@ public final class RaftLog {
     return sizes[(int) (index - snapshotIndex - 1)];
   }
 
-  /** The largest entry this log ever held, in encoded bytes. */
+  /** The largest entry this log holds, in encoded bytes (0 when it holds none); a scan of the log. */
   public int largestEntryBytes() {
-    return largestEntryBytes;
+    int largest = 0;
+    for (int i = 0; i < entries.size(); i++) {
+      largest = Math.max(largest, sizes[i]);
+    }
+    return largest;
   }
 
   /** Removes every entry at {@code index} and after. */

@@ -160,8 +160,15 @@ public final class RaftNode {
               DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
       ctx.watch(journal);
       String[] reported = new String[1]; // the reason in this incarnation's RecoveryFailed, if any
-      return Behaviors.withStash(100_000, stash -> Behaviors.receive(Command.class)
+      return Behaviors.withStash(1_000, stash -> Behaviors.receive(Command.class)
           .onMessage(Recovered.class, r -> {
+            long budget = settings.appendBudget(identity.id(), identity.httpAddress());
+            if (r.log().largestEntryBytes() > budget) {
+              // written before commands had a size limit: no AppendEntries could carry it
+              return startFailed(ctx, identity, lifecycle, "the log holds an entry of " + r.log().largestEntryBytes()
+                  + " bytes, more than one AppendEntries may carry (" + budget + "); raise raftkv.raft.max-bytes-per-append"
+                  + " and akka.remote.artery.advanced.maximum-frame-size above it on every node");
+            }
             RaftState state = new RaftState(ctx, identity, settings, journal, r, initialVoters);
             if (!history.started) {
               history.started = true;
@@ -206,15 +213,37 @@ public final class RaftNode {
                 + history.failedRecoveries + (history.failedRecoveries == 1 ? " try" : " tries") + "): "
                 + reason + "; it will try again after a back-off of at most 5 s");
           })
-          .onAnyMessage(m -> {
-            stash.stash(m);
+          // Until the journal is read (which after a journal failure may take as long as the disk
+          // does), nothing that can be large is kept: clients hear at once that the node is not
+          // ready, and Raft messages are dropped (their senders retry: a leader on its next
+          // heartbeat, a candidate in its next election).
+          .onMessage(Propose.class, p -> {
+            p.replyTo().tell(RECOVERING);
             return Behaviors.same();
           })
+          .onMessage(Read.class, r -> {
+            r.replyTo().tell(RECOVERING);
+            return Behaviors.same();
+          })
+          .onMessage(GetHealth.class, h -> {
+            h.replyTo().tell(new Health(false, "recovering its journal", null, 0, 0));
+            return Behaviors.same();
+          })
+          .onMessage(GetStatus.class, g -> {
+            if (!stash.isFull()) {
+              stash.stash(g); // answered once the state is known
+            }
+            return Behaviors.same();
+          })
+          .onAnyMessage(m -> Behaviors.same())
           .build());
     });
     return Behaviors.supervise(node).onFailure(SupervisorStrategy.restartWithBackoff(
         Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
   }
+
+  private static final Failed RECOVERING = new Failed(RaftKvException.Kind.UNAVAILABLE,
+      "this node is still reading its journal; retry shortly");
 
   /** What the node's incarnations in this process share; only the node actor touches it. */
   private static final class StartHistory {

@@ -7,6 +7,7 @@ import akka.actor.typed.javadsl.TimerScheduler;
 import raftkv.client.ClusterStatus;
 import raftkv.client.Health;
 import raftkv.client.RaftKvException;
+import raftkv.kv.KeyValue;
 import raftkv.kv.KvResult;
 import raftkv.kv.KvStore;
 
@@ -286,13 +287,64 @@ final class RaftState {
           w.replyTo().tell(new RaftNode.Failed(RaftKvException.Kind.UNAVAILABLE,
               "leadership changed before the write was committed; it was not applied"));
         } else if (result != null) {
-          w.replyTo().tell(new RaftNode.Ok(result));
+          reply(w.replyTo(), result, true);
         } else {
           w.replyTo().tell(new RaftNode.Failed(RaftKvException.Kind.BAD_REQUEST,
               error == null ? "the command could not be applied" : error));
         }
       }
     }
+  }
+
+  /**
+   * Answers a client. The answer to a request that another node forwarded crosses the network;
+   * one too large for a frame would be dropped there, and the client would wait for its timeout
+   * and learn nothing. It gets an error that says why instead: for a read, TOO_LARGE (nothing
+   * happened); for a write, which was applied, TIMEOUT with a message that says so.
+   */
+  void reply(ActorRef<RaftNode.ClientReply> to, KvResult result, boolean write) {
+    if (to.path().address().hasGlobalScope()) {
+      long bytes = replyBytesBound(result);
+      if (bytes > settings.maxBytesPerAppend()) {
+        String why = "its result of up to " + bytes + " bytes is more than a request forwarded between nodes can carry back ("
+            + settings.maxBytesPerAppend() + "); send it to the leader ("
+            + (self.httpAddress() == null || self.httpAddress().isEmpty() ? "node " + self.id() : "http://" + self.httpAddress()) + ")";
+        to.tell(write
+            ? new RaftNode.Failed(RaftKvException.Kind.TIMEOUT, "the write was applied, but " + why + ", or read the keys")
+            : new RaftNode.Failed(RaftKvException.Kind.TOO_LARGE, "the read was not answered: " + why
+                + ", or read fewer keys at a time"));
+        return;
+      }
+    }
+    to.tell(new RaftNode.Ok(result));
+  }
+
+  /**
+   * A bound on the size of {@code result} in the Jackson CBOR of a client reply: each string at
+   * 3 bytes a character, each value's bytes, and 256 bytes for the field names and numbers of
+   * each key-value and result.
+   */
+  static long replyBytesBound(KvResult result) {
+    if (result instanceof KvResult.GetDone g) {
+      return 256 + (g.kv() == null ? 0 : keyValueBytesBound(g.kv()));
+    } else if (result instanceof KvResult.RangeDone r) {
+      long n = 256;
+      for (KeyValue kv : r.kvs()) {
+        n += keyValueBytesBound(kv);
+      }
+      return n;
+    } else if (result instanceof KvResult.TxnDone t) {
+      long n = 256;
+      for (KvResult r : t.results()) {
+        n += replyBytesBound(r);
+      }
+      return n;
+    }
+    return 256;
+  }
+
+  private static long keyValueBytesBound(KeyValue kv) {
+    return 256 + 3L * kv.key().length() + (kv.value() == null ? 0 : kv.value().length);
   }
 
   // ---- status ---------------------------------------------------------------------------------

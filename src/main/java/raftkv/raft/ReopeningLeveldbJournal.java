@@ -22,9 +22,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>The class of {@code raftkv.journal} (reference.conf).
  *
  * <p>Akka calls {@code asyncWriteMessages} and {@code asyncReadHighestSequenceNr} on the plugin
- * actor's thread, but runs the replay of events (and the read of the highest sequence number)
- * on its replay dispatcher: the database is reopened only when no such read is in flight, else
- * on a later call, so that no read runs on a database that is being closed.
+ * actor's thread, and {@code asyncReplayMessages} from the completion of the latter; LevelDB's
+ * reads run on Akka's replay dispatcher. The database is reopened only when no read is in flight
+ * (each is counted before it can start), else on a later call, so that no read runs on a
+ * database that is being closed, whatever threads the dispatchers have.
  */
 @SuppressWarnings("deprecation") // Akka deprecated its LevelDB journal (2.6.15); raftkv uses it
 public class ReopeningLeveldbJournal extends LeveldbJournal {
@@ -62,14 +63,16 @@ public class ReopeningLeveldbJournal extends LeveldbJournal {
     if (reopen != null) {
       return reopen;
     }
-    return tracked(super.asyncReadHighestSequenceNr(persistenceId, fromSequenceNr));
+    readsInFlight.incrementAndGet(); // counted before the read can start on another thread
+    return tracked(() -> super.asyncReadHighestSequenceNr(persistenceId, fromSequenceNr));
   }
 
   @Override
   public Future<BoxedUnit> asyncReplayMessages(String persistenceId, long fromSequenceNr, long toSequenceNr, long max,
                                                scala.Function1<akka.persistence.PersistentRepr, BoxedUnit> replayCallback) {
-    // called from a future's callback, not on the actor's thread: never reopens, only counted
-    return tracked(super.asyncReplayMessages(persistenceId, fromSequenceNr, toSequenceNr, max, replayCallback));
+    // called from the callback of the highest-sequence-number read: never reopens, only counted
+    readsInFlight.incrementAndGet(); // counted before the replay can start on another thread
+    return tracked(() -> super.asyncReplayMessages(persistenceId, fromSequenceNr, toSequenceNr, max, replayCallback));
   }
 
   /** Whether a reopen is pending (for tests). */
@@ -77,10 +80,17 @@ public class ReopeningLeveldbJournal extends LeveldbJournal {
     return reopenNeeded;
   }
 
-  private <T> Future<T> tracked(Future<T> read) {
-    readsInFlight.incrementAndGet();
-    read.onComplete(r -> readsInFlight.decrementAndGet(), SAME_THREAD);
-    return read;
+  /** Starts {@code read}, already counted in {@link #readsInFlight}, and uncounts it when it ends. */
+  private <T> Future<T> tracked(java.util.function.Supplier<Future<T>> read) {
+    Future<T> started;
+    try {
+      started = read.get();
+    } catch (RuntimeException e) {
+      readsInFlight.decrementAndGet();
+      throw e;
+    }
+    started.onComplete(r -> readsInFlight.decrementAndGet(), SAME_THREAD);
+    return started;
   }
 
   /**

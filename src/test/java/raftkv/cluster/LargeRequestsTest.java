@@ -87,6 +87,39 @@ class LargeRequestsTest {
     }
   }
 
+  @Test
+  void aResultTooLargeToCarryBackToTheForwardingNodeIsAnsweredWithWhyNotLeftToTimeOut() throws Exception {
+    cluster = new InProcessCluster(3);
+    int leader = cluster.awaitLeader(ELECTION);
+    int follower = (leader + 1) % 3;
+    for (int i = 0; i < 3; i++) { // three values of 900 KB: 2.7 MB together, more than a frame
+      assertInstanceOf(KvResult.PutDone.class, write(leader, KvCommand.Put.of("big/" + i, filled(900_000, i))));
+    }
+    List<TxnOp> gets = List.of(new TxnOp.Get("big/0"), new TxnOp.Get("big/1"), new TxnOp.Get("big/2"));
+
+    // a read through a follower: refused as too large (nothing happened), not a timeout
+    ExecutionException read = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () ->
+        cluster.node(follower).read(new KvQuery.Range("big/", null, 0), Consistency.LINEARIZABLE)
+            .toCompletableFuture().get(20, TimeUnit.SECONDS));
+    RaftKvException tooLarge = assertInstanceOf(RaftKvException.class, read.getCause());
+    assertEquals(RaftKvException.Kind.TOO_LARGE, tooLarge.kind(), tooLarge.getMessage());
+
+    // a transaction of gets through a follower: applied, and the client is told so
+    ExecutionException txn = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () ->
+        write(follower, new KvCommand.Txn(List.of(), gets, List.of())));
+    RaftKvException applied = assertInstanceOf(RaftKvException.class, txn.getCause());
+    assertEquals(RaftKvException.Kind.TIMEOUT, applied.kind());
+    assertTrue(applied.getMessage().contains("was applied"), applied.getMessage());
+
+    // on the leader both are answered in full
+    KvResult range = cluster.node(leader).read(new KvQuery.Range("big/", null, 0), Consistency.LINEARIZABLE)
+        .toCompletableFuture().get(20, TimeUnit.SECONDS);
+    assertEquals(3, assertInstanceOf(KvResult.RangeDone.class, range).kvs().size());
+    KvResult.TxnDone done = assertInstanceOf(KvResult.TxnDone.class, write(leader, new KvCommand.Txn(List.of(), gets, List.of())));
+    assertEquals(3, done.results().size());
+    smallWriteCommits(follower, "after-large-results");
+  }
+
   /**
    * The issue's request and its relatives, each followed by a small write that must commit; returns
    * the values of the legal ones (the largest put, the last put of the largest transaction, and a

@@ -7,12 +7,14 @@ import akka.actor.typed.DispatcherSelector;
 import com.typesafe.config.ConfigFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import raftkv.kv.KvCommand;
 
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The journal writes a batch before anything that depends on it is said: the messages a batch
@@ -65,6 +67,39 @@ class RaftJournalTest {
       RaftNode.Recovered recovered = node.expectMessageClass(RaftNode.Recovered.class, WAIT);
       assertEquals(3, recovered.term(), "the vote that the message announced is on disk");
       assertEquals("n2", recovered.votedFor());
+    } finally {
+      restarted.shutdownTestKit();
+    }
+  }
+
+  @Test
+  void aLogHoldingAnEntryThatNoAppendEntriesCouldCarryStopsTheNodeWithOneLine() {
+    // given: a journal written before commands had a size limit, with a 3 MB entry in it
+    KvCommand huge = KvCommand.Put.of("k", new byte[3 * 1024 * 1024]);
+    ActorTestKit kit = kit();
+    try {
+      TestProbe<RaftNode.Command> node = kit.createTestProbe();
+      ActorRef<RaftJournal.Command> journal = spawnJournal(kit, node);
+      node.expectMessageClass(RaftNode.Recovered.class, WAIT);
+      journal.tell(new RaftJournal.Persist(1, 1, List.of(
+          new RaftJournal.Bootstrapped(List.of(new Peer("n1", "127.0.0.1", 2552))),
+          new RaftJournal.EntriesAppended(1, List.of(new LogEntry(1, 1, new LogEntry.ClientCommand(huge))))), List.of()));
+      node.expectMessageClass(RaftNode.Persisted.class, WAIT);
+    } finally {
+      kit.shutdownTestKit();
+    }
+
+    // when: a node starts on it with the default bounds
+    ActorTestKit restarted = kit();
+    try {
+      TestProbe<RaftNode.Lifecycle> lifecycle = restarted.createTestProbe();
+      restarted.spawn(RaftNode.create(new RaftNode.NodeIdentity("n1", "127.0.0.1:8080"),
+          List.of(new Peer("n1", "127.0.0.1", 2552)), RaftSettings.fromConfig(restarted.system().settings().config()),
+          lifecycle.ref()));
+      // then: it does not start, and says which settings would let it
+      RaftNode.StartFailed failed = lifecycle.expectMessageClass(RaftNode.StartFailed.class, WAIT);
+      assertTrue(failed.reason().contains("raftkv.raft.max-bytes-per-append")
+          && failed.reason().contains("maximum-frame-size") && !failed.reason().contains("\n"), failed.reason());
     } finally {
       restarted.shutdownTestKit();
     }

@@ -177,5 +177,7 @@ class RaftLogTest {
     log.append(big);
     assertEquals(RaftSerializer.entryBytes(big), log.entryBytes(2));
     assertEquals(RaftSerializer.entryBytes(big), log.largestEntryBytes());
+    log.truncateFrom(2);
+    assertEquals(log.entryBytes(1), log.largestEntryBytes(), "only what the log still holds counts");
   }
 }

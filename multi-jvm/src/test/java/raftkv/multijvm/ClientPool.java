@@ -76,6 +76,7 @@ public final class ClientPool {
   private final Map<Outcome, AtomicInteger> outcomes = new HashMap<>();
   private final Map<String, AtomicInteger> errors = new ConcurrentHashMap<>();
   private final List<String> unexpected = new java.util.concurrent.CopyOnWriteArrayList<>();
+  private final Map<Integer, AtomicInteger> statuses = new ConcurrentHashMap<>();
   private volatile boolean stopping;
 
   private ClientPool(Builder settings) {
@@ -239,6 +240,12 @@ public final class ClientPool {
     return List.copyOf(unexpected);
   }
 
+  /** How many requests of the LARGE workload were answered with {@code status} (-1: no answer). */
+  public int countStatus(int status) {
+    AtomicInteger n = statuses.get(status);
+    return n == null ? 0 : n.get();
+  }
+
   /** Number of operations with {@code outcome} so far. */
   public int count(Outcome outcome) {
     return outcomes.get(outcome).get();
@@ -369,6 +376,7 @@ public final class ClientPool {
       long start = System.nanoTime();
       KvHttpClient.Reply reply = http.send(nodes.get(node), "POST", "/v1/txn", body, "Content-Type", "application/json");
       int status = reply.status();
+      statuses.computeIfAbsent(status, k -> new AtomicInteger()).incrementAndGet();
       if (status != 200 && status != 400 && status != 413 && status != 503 && status != 504 && status != -1) {
         unexpected.add(reply.describe());
       }

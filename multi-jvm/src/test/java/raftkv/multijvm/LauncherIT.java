@@ -25,12 +25,21 @@ class LauncherIT {
   private record Exit(int status, String stderr) {}
 
   private static Exit run(String... args) throws Exception {
+    return runWithJavaOpts("", args);
+  }
+
+  /** Runs the launcher with {@code javaOpts} in RAFTKV_JAVA_OPTS (settings as -D flags). */
+  private static Exit runWithJavaOpts(String javaOpts, String... args) throws Exception {
     List<String> command = new ArrayList<>();
     command.add(HOME.resolve("bin/raftkv").toString());
     command.addAll(List.of(args));
     Path err = Files.createTempFile("raftkv-launcher", ".err");
-    Process p = new ProcessBuilder(command).redirectError(err.toFile())
-        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+    ProcessBuilder builder = new ProcessBuilder(command).redirectError(err.toFile())
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD);
+    if (!javaOpts.isEmpty()) {
+      builder.environment().put("RAFTKV_JAVA_OPTS", javaOpts);
+    }
+    Process p = builder.start();
     try {
       assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the launcher did not exit: " + String.join(" ", args));
       return new Exit(p.exitValue(), Files.readString(err, StandardCharsets.UTF_8));
@@ -101,6 +110,20 @@ class LauncherIT {
   void aDataDirThatIsAFileIsRejected() throws Exception {
     Path file = Files.createTempFile("raftkv-launcher", ".not-a-dir");
     assertOneLineReason(run(node("n1", freePort(), freePort(), file)), "not a directory");
+  }
+
+  @Test
+  void sizeSettingsThatDoNotFitTogetherAreRejected() throws Exception {
+    Path dir = Files.createTempDirectory("raftkv-launcher");
+    // a command that no AppendEntries could carry
+    assertOneLineReason(runWithJavaOpts("-Draftkv.raft.max-command-bytes=2MiB",
+        node("n1", freePort(), freePort(), dir)), "raftkv.raft.max-bytes-per-append");
+    // an AppendEntries that no frame could carry
+    assertOneLineReason(runWithJavaOpts("-Dakka.remote.artery.advanced.maximum-frame-size=1MiB",
+        node("n1", freePort(), freePort(), dir)), "maximum-frame-size");
+    // a value that no command could carry
+    assertOneLineReason(runWithJavaOpts("-Draftkv.limits.max-value-bytes=4MiB",
+        node("n1", freePort(), freePort(), dir)), "raftkv.raft.max-command-bytes");
   }
 
   @Test

@@ -234,6 +234,12 @@ public final class Scenario implements AutoCloseable {
     for (ClientPool pool : pools) {
       assertTrue(pool.unexpected().isEmpty(), name + " (seed " + seed + "): " + pool.workload()
           + " clients got answers no request should get: " + pool.unexpected());
+      if (pool.workload() == ClientPool.Workload.LARGE) {
+        log("large transactions: " + pool.countStatus(200) + " applied, " + pool.countStatus(413) + " too large, "
+            + pool.countStatus(400) + " with too many operations");
+        assertTrue(pool.countStatus(200) > 0 && pool.countStatus(413) > 0,
+            "large transactions were both applied (200) and refused as too large (413)");
+      }
     }
     assertNoMessageDroppedForItsSize();
   }
