@@ -5,6 +5,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import org.slf4j.LoggerFactory;
+
 /**
  * Guards a node's data dir: creates it, and refuses one that belongs to another node or holds a
  * journal of unknown origin, so that a mix-up stops the node instead of silently diverging.
@@ -51,21 +53,42 @@ public final class DataDir {
 
   /**
    * Opens the LevelDB journal once with paranoid checks, so that a corrupt or locked journal is
-   * reported now, with LevelDB's own reason, rather than as a replay time-out later.
+   * reported now, with LevelDB's own reason, rather than as a replay time-out later. A journal
+   * whose only fault is a write that a kill cut short at its end ({@link LevelDbLogTail}) is
+   * opened without them, which drops that write (never acknowledged) as LevelDB's recovery does.
    */
   private static void checkJournal(Path journal) {
     if (!Files.exists(journal)) {
       return;
     }
-    org.iq80.leveldb.Options options = new org.iq80.leveldb.Options().createIfMissing(false).paranoidChecks(true);
+    String reason = open(journal, true);
+    if (reason == null) {
+      return;
+    }
+    if (reason.contains("lock")) {
+      throw new IllegalStateException("journal " + journal + " is in use by another process: " + reason);
+    }
+    boolean unfinishedWrite;
+    try {
+      unfinishedWrite = reason.contains("Corruption") && LevelDbLogTail.onlyAnUnfinishedWriteAtTheEnd(journal);
+    } catch (IOException e) {
+      unfinishedWrite = false;
+    }
+    if (unfinishedWrite && open(journal, false) == null) {
+      LoggerFactory.getLogger(DataDir.class).warn("Journal {} ended in a write that a crash cut short ({}); "
+          + "it was never acknowledged and is dropped", journal, reason);
+      return;
+    }
+    throw new IllegalStateException("journal " + journal + " is corrupt or unreadable: " + reason);
+  }
+
+  /** Opens and closes the journal; null when that worked, else LevelDB's reason on one line. */
+  private static String open(Path journal, boolean paranoid) {
+    org.iq80.leveldb.Options options = new org.iq80.leveldb.Options().createIfMissing(false).paranoidChecks(paranoid);
     try (org.iq80.leveldb.DB db = org.fusesource.leveldbjni.JniDBFactory.factory.open(journal.toFile(), options)) {
-      // opened and closed: readable
+      return null; // opened and closed: readable
     } catch (IOException | RuntimeException e) {
-      String reason = String.valueOf(e.getMessage()).replace('\n', ' ');
-      if (reason.contains("lock")) {
-        throw new IllegalStateException("journal " + journal + " is in use by another process: " + reason);
-      }
-      throw new IllegalStateException("journal " + journal + " is corrupt or unreadable: " + reason);
+      return String.valueOf(e.getMessage()).replace('\n', ' ');
     }
   }
 }
