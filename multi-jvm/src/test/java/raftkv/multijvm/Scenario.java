@@ -141,7 +141,7 @@ public final class Scenario implements AutoCloseable {
    */
   public ClientPool.Builder largeClients() {
     return ClientPool.builder(cluster, new History(), random.nextLong())
-        .workload(ClientPool.Workload.LARGE).firstProcess(70_000).thinkMillis(500);
+        .workload(ClientPool.Workload.LARGE).firstProcess(70_000).thinkMillis(1_500);
   }
 
   /**
