@@ -303,7 +303,8 @@ final class RaftState {
    * happened); for a write, which was applied, TIMEOUT with a message that says so.
    */
   void reply(ActorRef<RaftNode.ClientReply> to, KvResult result, boolean write) {
-    if (to.path().address().hasGlobalScope()) {
+    // (not to.path(): an ask's ref makes and registers a path of its own when asked for one)
+    if (akka.actor.typed.javadsl.Adapter.toClassic(to) instanceof akka.actor.ActorRefScope scope && !scope.isLocal()) {
       long bytes = replyBytesBound(result);
       if (bytes > settings.maxBytesPerAppend()) {
         String why = "its result of up to " + bytes + " bytes is more than a request forwarded between nodes can carry back ("
