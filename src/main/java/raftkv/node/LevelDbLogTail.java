@@ -41,12 +41,10 @@ final class LevelDbLogTail {
       return false;
     }
     for (int i = 0; i < logs.size(); i++) {
-      long firstBad = firstBadRecord(Files.readAllBytes(logs.get(i)));
+      byte[] log = Files.readAllBytes(logs.get(i));
+      long firstBad = firstBadRecord(log);
       boolean newest = i == logs.size() - 1;
-      if (firstBad >= 0 && !newest) {
-        return false;
-      }
-      if (firstBad >= 0 && !zerosAfterBlockOf(logs.get(i), firstBad)) {
+      if (firstBad >= 0 && (!newest || !zerosAfterBlockOf(log, firstBad))) {
         return false;
       }
     }
@@ -82,10 +80,9 @@ final class LevelDbLogTail {
     return -1;
   }
 
-  private static boolean zerosAfterBlockOf(Path log, long offset) throws IOException {
-    byte[] bytes = Files.readAllBytes(log);
-    long blockEnd = Math.min(bytes.length, (offset / BLOCK + 1) * BLOCK);
-    return allZero(bytes, (int) blockEnd, bytes.length);
+  private static boolean zerosAfterBlockOf(byte[] log, long offset) {
+    long blockEnd = Math.min(log.length, (offset / BLOCK + 1) * BLOCK);
+    return allZero(log, (int) blockEnd, log.length);
   }
 
   private static boolean allZero(byte[] bytes, int from, int to) {
