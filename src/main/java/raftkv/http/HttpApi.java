@@ -33,7 +33,7 @@ import raftkv.client.RaftKv;
 import raftkv.client.RaftKvException;
 import raftkv.kv.KeyValue;
 import raftkv.kv.KvCommand;
-import raftkv.kv.KvLimits;
+import raftkv.client.KvLimits;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
 import raftkv.util.Stages;

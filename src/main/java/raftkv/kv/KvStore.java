@@ -31,7 +31,7 @@ import java.util.function.LongFunction;
  * arrays of the commands it applies and hands them out in its results without copying them;
  * neither side may modify them afterwards.
  *
- * <p>The store does not validate its input: {@link KvLimits} does that before a command is
+ * <p>The store does not validate its input: KvLimits (client) does that before a command is
  * proposed to the log.
  */
 public final class KvStore {

@@ -48,7 +48,10 @@ public final class DataDir {
     } catch (IOException e) {
       throw new IllegalStateException("data dir " + dir + " cannot be read: " + e.getMessage());
     }
-    checkJournal(dir.resolve("journal"));
+    checkJournal(dir.resolve("journal"), "journal");
+    // the state machine's own LevelDB: written without fsync (the journal is the record), so a
+    // power cut may leave its last write cut short the same way
+    checkJournal(dir.resolve("kv"), "state machine database");
   }
 
   /**
@@ -57,7 +60,7 @@ public final class DataDir {
    * whose only fault is a write that a kill cut short at its end ({@link LevelDbLogTail}) is
    * opened without them, which drops that write (never acknowledged) as LevelDB's recovery does.
    */
-  private static void checkJournal(Path journal) {
+  private static void checkJournal(Path journal, String what) {
     if (!Files.exists(journal)) {
       return;
     }
@@ -66,7 +69,7 @@ public final class DataDir {
       return;
     }
     if (reason.contains("lock")) {
-      throw new IllegalStateException("journal " + journal + " is in use by another process: " + reason);
+      throw new IllegalStateException(what + " " + journal + " is in use by another process: " + reason);
     }
     boolean unfinishedWrite;
     try {
@@ -75,11 +78,11 @@ public final class DataDir {
       unfinishedWrite = false;
     }
     if (unfinishedWrite && open(journal, false) == null) {
-      LoggerFactory.getLogger(DataDir.class).warn("Journal {} ended in a write that a crash cut short ({}); "
-          + "it was never acknowledged and is dropped", journal, reason);
+      LoggerFactory.getLogger(DataDir.class).warn("The {} {} ended in a write that a crash cut short ({}); "
+          + "it was never acknowledged and is dropped", what, journal, reason);
       return;
     }
-    throw new IllegalStateException("journal " + journal + " is corrupt or unreadable: " + reason);
+    throw new IllegalStateException(what + " " + journal + " is corrupt or unreadable: " + reason);
   }
 
   /** Opens and closes the journal; null when that worked, else LevelDB's reason on one line. */

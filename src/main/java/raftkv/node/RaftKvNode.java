@@ -8,12 +8,12 @@ import raftkv.client.ClusterStatus;
 import raftkv.client.Health;
 import raftkv.client.RaftKv;
 import raftkv.client.RaftKvException;
+import raftkv.kv.KvCodec;
 import raftkv.kv.KvCommand;
-import raftkv.kv.KvLimits;
+import raftkv.client.KvLimits;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
 import raftkv.raft.RaftNode;
-import raftkv.raft.RaftSerializer;
 import raftkv.raft.RaftSettings;
 import raftkv.util.Stages;
 
@@ -22,6 +22,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeoutException;
+import java.util.List;
 import java.util.function.Function;
 
 /**
@@ -37,10 +38,13 @@ public final class RaftKvNode implements RaftKv {
   private final KvLimits limits;
   private final int maxCommandBytes;
   private final NodeSettings settings;
+  /** The state machine the node's applier opened last (it opens it again when the node restarts). */
+  private final java.util.concurrent.atomic.AtomicReference<KvStateMachine> stateMachine;
 
   private RaftKvNode(ActorSystem<?> system, ActorRef<RaftNode.Command> node, NodeSettings settings, KvLimits limits,
-                     RaftSettings raft) {
+                     RaftSettings raft, java.util.concurrent.atomic.AtomicReference<KvStateMachine> stateMachine) {
     this.system = system;
+    this.stateMachine = stateMachine;
     this.node = node;
     this.settings = settings;
     this.timeout = system.settings().config().getDuration("raftkv.client.request-timeout");
@@ -58,10 +62,18 @@ public final class RaftKvNode implements RaftKv {
     RaftSettings.checkIdentity(settings.id(), settings.httpAddress());
     KvLimits limits = limits(system.settings().config(), raft);
     DataDir.claim(settings.dataDir(), settings.id());
+    java.util.concurrent.atomic.AtomicReference<KvStateMachine> current = new java.util.concurrent.atomic.AtomicReference<>();
+    java.nio.file.Path kvDir = settings.dataDir().resolve("kv");
     ActorRef<RaftNode.Command> ref = system.systemActorOf(
-        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress()), settings.peers(), raft, lifecycle),
+        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress()), settings.peers(), raft,
+            () -> {
+              KvStateMachine sm = KvStateMachine.open(kvDir);
+              current.set(sm);
+              return sm;
+            },
+            settings.dataDir().resolve("snapshot-files"), lifecycle),
         "raftkv", Props.empty());
-    return new RaftKvNode(system, ref, settings, limits, raft);
+    return new RaftKvNode(system, ref, settings, limits, raft, current);
   }
 
   /**
@@ -74,7 +86,7 @@ public final class RaftKvNode implements RaftKv {
         (int) config.getMemorySize("raftkv.limits.max-key-bytes").toBytes(),
         (int) config.getMemorySize("raftkv.limits.max-value-bytes").toBytes(),
         config.getInt("raftkv.limits.max-txn-ops"));
-    int largestPut = RaftSerializer.commandBytes(new KvCommand.Put("\u0000".repeat(limits.maxKeyBytes()),
+    int largestPut = KvCodec.commandBytes(new KvCommand.Put("\u0000".repeat(limits.maxKeyBytes()),
         new byte[limits.maxValueBytes()], Long.MAX_VALUE, Long.MAX_VALUE, true));
     if (largestPut > raft.maxCommandBytes()) {
       throw new IllegalArgumentException("raftkv.limits.max-value-bytes (" + limits.maxValueBytes()
@@ -100,14 +112,15 @@ public final class RaftKvNode implements RaftKv {
     } catch (RaftKvException e) {
       return CompletableFuture.failedFuture(e);
     }
-    int bytes = RaftSerializer.commandBytes(command);
+    byte[] encoded = KvCodec.encode(command);
+    int bytes = encoded.length;
     if (bytes > maxCommandBytes) {
       // nothing larger may enter the log: one AppendEntries must carry any entry (RaftSettings)
       return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.TOO_LARGE,
           "the request is " + bytes + " bytes once encoded for the log, the limit is " + maxCommandBytes
               + " (raftkv.raft.max-command-bytes)"));
     }
-    return ask(replyTo -> new RaftNode.Propose(command, replyTo, 0), RaftKvException.Kind.TIMEOUT,
+    return ask(replyTo -> new RaftNode.Propose(encoded, replyTo, 0), RaftKvException.Kind.TIMEOUT,
         "the write was proposed but not known to be committed within " + timeout.toMillis() + " ms; its outcome is unknown");
   }
 
@@ -118,7 +131,8 @@ public final class RaftKvNode implements RaftKv {
     } catch (RaftKvException e) {
       return CompletableFuture.failedFuture(e);
     }
-    return ask(replyTo -> new RaftNode.Read(query, consistency == Consistency.LINEARIZABLE, replyTo, 0),
+    byte[] encoded = KvCodec.encode(query);
+    return ask(replyTo -> new RaftNode.Read(encoded, consistency == Consistency.LINEARIZABLE, replyTo, 0),
         RaftKvException.Kind.UNAVAILABLE, "the read could not be confirmed by a leader within " + timeout.toMillis() + " ms");
   }
 
@@ -133,21 +147,52 @@ public final class RaftKvNode implements RaftKv {
                 ? new RaftKvException(onTimeout, timeoutMessage)
                 : new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "the node failed the request: " + cause.getMessage()));
           } else if (reply instanceof RaftNode.Ok ok) {
-            result.complete(ok.result());
+            try {
+              result.complete(KvCodec.decodeResult(ok.result()));
+            } catch (IllegalArgumentException e) {
+              result.completeExceptionally(new RaftKvException(RaftKvException.Kind.UNAVAILABLE,
+                  "the node's answer could not be read: " + e.getMessage()));
+            }
           } else if (reply instanceof RaftNode.Failed f) {
-            result.completeExceptionally(new RaftKvException(f.kind(), f.message()));
+            result.completeExceptionally(new RaftKvException(kind(f.kind()), f.message()));
           }
         });
     return result;
   }
 
+  private static RaftKvException.Kind kind(RaftNode.ErrorKind kind) {
+    return switch (kind) {
+      case BAD_REQUEST -> RaftKvException.Kind.BAD_REQUEST;
+      case TOO_LARGE -> RaftKvException.Kind.TOO_LARGE;
+      case UNAVAILABLE -> RaftKvException.Kind.UNAVAILABLE;
+      case TIMEOUT -> RaftKvException.Kind.TIMEOUT;
+    };
+  }
+
   @Override
   public CompletionStage<ClusterStatus> status() {
-    return Stages.direct(AskPattern.ask(node, RaftNode.GetStatus::new, timeout, system.scheduler()));
+    return Stages.direct(AskPattern.<RaftNode.Command, RaftNode.Status>ask(node, RaftNode.GetStatus::new, timeout,
+        system.scheduler())).thenApply(st -> {
+          KvStateMachine sm = stateMachine.get();
+          List<ClusterStatus.Member> members = st.members().stream().map(m -> new ClusterStatus.Member(m.id(),
+              m.address(), m.httpAddress(), m.voter(), m.matchIndex(), m.lastContactMillis())).toList();
+          return new ClusterStatus(st.id(), st.role(), st.term(), st.leaderId(), st.commitIndex(), st.appliedIndex(),
+              st.lastLogIndex(), st.snapshotIndex(), sm == null ? 0 : sm.db().revision(), members);
+        });
   }
 
   @Override
   public CompletionStage<Health> health() {
-    return Stages.direct(AskPattern.ask(node, RaftNode.GetHealth::new, timeout, system.scheduler()));
+    return Stages.direct(AskPattern.<RaftNode.Command, RaftNode.Health>ask(node, RaftNode.GetHealth::new, timeout,
+        system.scheduler())).thenApply(h -> new Health(h.healthy(), h.reason(), h.leaderId(), h.commitIndex(),
+            h.appliedIndex()));
+  }
+
+  /**
+   * Makes the state machine durable and compacts the log now (POST /v1/cluster/snapshot): the
+   * snapshot's index, term and size in bytes.
+   */
+  public CompletionStage<RaftNode.SnapshotTaken> snapshot() {
+    return Stages.direct(AskPattern.ask(node, RaftNode.TakeSnapshot::new, timeout, system.scheduler()));
   }
 }

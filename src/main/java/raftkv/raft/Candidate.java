@@ -36,7 +36,7 @@ final class Candidate extends Role {
       resetElectionTimer();
       RaftNode.PreVote pv = new RaftNode.PreVote(s.currentTerm + 1, s.self.id(), s.log.lastIndex(), s.log.lastTerm(),
           round);
-      for (ActorRef<RaftNode.Command> peer : s.peerRefs.values()) {
+      for (ActorRef<RaftNode.Command> peer : s.peers.refs().values()) {
         peer.tell(pv);
       }
       return behavior();
@@ -49,7 +49,7 @@ final class Candidate extends Role {
       return new Leader(s).start();
     }
     RaftNode.RequestVote rv = new RaftNode.RequestVote(s.currentTerm, s.self.id(), s.log.lastIndex(), s.log.lastTerm());
-    for (ActorRef<RaftNode.Command> peer : s.peerRefs.values()) {
+    for (ActorRef<RaftNode.Command> peer : s.peers.refs().values()) {
       s.send(peer, rv);
     }
     return behavior();
@@ -58,7 +58,7 @@ final class Candidate extends Role {
   @Override
   protected Behavior<RaftNode.Command> handle(RaftNode.Command message) {
     if (message instanceof RaftNode.PreVoteReply r) {
-      if (!preVote || r.nextTerm() != s.currentTerm + 1 || !s.peerRefs.containsKey(r.voterId())) {
+      if (!preVote || r.nextTerm() != s.currentTerm + 1 || !s.peers.isPeer(r.voterId())) {
         return null;
       }
       if (r.granted() && r.round() == round) {
@@ -72,7 +72,7 @@ final class Candidate extends Role {
         return new Follower(s, null).start();
       }
     } else if (message instanceof RaftNode.VoteReply v) {
-      if (!preVote && v.term() == s.currentTerm && v.granted() && s.peerRefs.containsKey(v.voterId())) {
+      if (!preVote && v.term() == s.currentTerm && v.granted() && s.peers.isPeer(v.voterId())) {
         votes.add(v.voterId());
         if (votes.size() >= s.quorumSize()) {
           return new Leader(s).start();
@@ -84,8 +84,18 @@ final class Candidate extends Role {
       Behavior<RaftNode.Command> started = follower.start();
       Behavior<RaftNode.Command> next = follower.handle(ae);
       return next == null ? started : next;
+    } else if (message instanceof RaftNode.InstallSnapshot is && is.term() == s.currentTerm) {
+      Follower follower = new Follower(s, is.leaderId());
+      Behavior<RaftNode.Command> started = follower.start();
+      Behavior<RaftNode.Command> next = follower.handle(is);
+      return next == null ? started : next;
+    } else if (message instanceof RaftNode.InstallSnapshot is) {
+      ActorRef<RaftNode.Command> to = s.peers.ref(is.leaderId());
+      if (to != null) {
+        s.send(to, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), is.snapshotIndex(), 0, false));
+      }
     } else if (message instanceof RaftNode.AppendEntries ae) {
-      ActorRef<RaftNode.Command> to = s.peerRefs.get(ae.leaderId());
+      ActorRef<RaftNode.Command> to = s.peers.ref(ae.leaderId());
       if (to != null) { // an older term: tell the sender about ours
         s.send(to, new RaftNode.AppendReply(s.currentTerm, ae.term(), s.self.id(), s.self.httpAddress(), false, 0,
             ae.prevLogIndex(), 0, -1, ae.seq()));

@@ -41,6 +41,8 @@ final class Follower extends Role {
     } else if (message == RaftNode.Tick.ELECTION_TIMEOUT) {
       s.ctx.getLog().info("{} heard from no leader in term {}: asking for pre-votes", s.self.id(), s.currentTerm);
       return new Candidate(s, true).start();
+    } else if (message instanceof RaftNode.InstallSnapshot is) {
+      onInstallSnapshot(is);
     } else if (message instanceof RaftNode.Propose || message instanceof RaftNode.Read) {
       forwardOrReject(message);
     }
@@ -48,7 +50,7 @@ final class Follower extends Role {
   }
 
   private void onAppendEntries(RaftNode.AppendEntries ae) {
-    ActorRef<RaftNode.Command> leader = s.peerRefs.get(ae.leaderId());
+    ActorRef<RaftNode.Command> leader = s.peers.ref(ae.leaderId());
     if (leader == null) {
       return; // not a member we know
     }
@@ -56,17 +58,7 @@ final class Follower extends Role {
       s.send(leader, reject(ae, 0, -1));
       return;
     }
-    if (!ae.leaderId().equals(s.leaderId)) {
-      s.ctx.getLog().info("{} follows leader {} in term {}", s.self.id(), ae.leaderId(), ae.term());
-    }
-    s.leaderId = ae.leaderId();
-    s.lastLeaderContactNanos = System.nanoTime();
-    if (ae.leaderHttp() != null) {
-      s.httpAddresses.put(ae.leaderId(), ae.leaderHttp());
-    }
-    if (s.isVoter()) {
-      resetElectionTimer();
-    }
+    noteLeader(ae.leaderId(), ae.leaderHttp(), ae.term());
     long prev = ae.prevLogIndex();
     if (prev > s.log.lastIndex()) {
       s.send(leader, reject(ae, s.log.lastIndex() + 1, -1));
@@ -89,11 +81,38 @@ final class Follower extends Role {
     }
     RaftNode.AppendReply ok = new RaftNode.AppendReply(s.currentTerm, ae.term(), s.self.id(), s.self.httpAddress(),
         true, lastNew, prev, 0, 0, ae.seq());
-    if (s.durableIndex >= lastNew) {
+    if (s.durableIndex() >= lastNew) {
       s.send(leader, ok);
     } else {
       s.sendAfterLog(leader, ok);
     }
+  }
+
+  /** Any message of the current leader: it is alive, and its address is known. */
+  private void noteLeader(String leaderId, String leaderHttp, long term) {
+    if (!leaderId.equals(s.leaderId)) {
+      s.ctx.getLog().info("{} follows leader {} in term {}", s.self.id(), leaderId, term);
+    }
+    s.leaderId = leaderId;
+    s.lastLeaderContactNanos = System.nanoTime();
+    s.peers.noteHttp(leaderId, leaderHttp);
+    if (s.isVoter()) {
+      resetElectionTimer();
+    }
+  }
+
+  /** A chunk of a snapshot: counts as contact from the leader, like AppendEntries. */
+  private void onInstallSnapshot(RaftNode.InstallSnapshot m) {
+    ActorRef<RaftNode.Command> leader = s.peers.ref(m.leaderId());
+    if (leader == null) {
+      return;
+    }
+    if (m.term() < s.currentTerm) {
+      s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), m.snapshotIndex(), 0, false));
+      return;
+    }
+    noteLeader(m.leaderId(), m.leaderHttp(), m.term());
+    receiveSnapshotChunk(m);
   }
 
   private RaftNode.AppendReply reject(RaftNode.AppendEntries ae, long conflictIndex, long conflictTerm) {

@@ -2,7 +2,6 @@ package raftkv.raft;
 
 import akka.actor.typed.ActorRef;
 import akka.actor.typed.Behavior;
-import raftkv.client.RaftKvException;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -17,22 +16,6 @@ import java.util.Map;
  * entries of its own term, and serves linearizable reads through ReadIndex.
  */
 final class Leader extends Role {
-
-  /** Replication progress of one follower (§5.3's nextIndex and matchIndex). */
-  static final class Progress {
-    long nextIndex;
-    long matchIndex;
-    /** Probing: one AppendEntries at a time until the follower's log is found to match. */
-    boolean probing = true;
-    long lastReplyNanos;
-    /** Highest AppendEntries seq echoed back in this term: the ReadIndex confirmation. */
-    long ackedSeq;
-
-    Progress(long nextIndex, long now) {
-      this.nextIndex = nextIndex;
-      this.lastReplyNanos = now;
-    }
-  }
 
   private record PendingRead(RaftNode.Read read, long readIndex, long afterSeq) {}
 
@@ -60,6 +43,12 @@ final class Leader extends Role {
    * so none exceeds the transport's frame (RaftSettings checks the bounds fit together).
    */
   private final long appendBudget;
+  /** The snapshot file followers that need one are sent (null: none yet, or being written). */
+  private SnapshotFile.Header snapshotHeader;
+  private java.nio.file.Path snapshotFile;
+  private boolean snapshotFileWriting;
+  /** Whether the state machine was told of this leadership (once the no-op committed). */
+  private boolean announced;
 
   Leader(RaftState state) {
     super(state);
@@ -72,7 +61,7 @@ final class Leader extends Role {
     s.leaderId = s.self.id();
     s.timers.cancel(RaftNode.Tick.ELECTION_TIMEOUT);
     long now = System.nanoTime();
-    for (String id : s.peerRefs.keySet()) {
+    for (String id : s.peers.refs().keySet()) {
       progress.put(id, new Progress(s.log.lastIndex() + 1, now));
     }
     noOpIndex = s.log.lastIndex() + 1;
@@ -89,12 +78,23 @@ final class Leader extends Role {
   protected Behavior<RaftNode.Command> handle(RaftNode.Command message) {
     if (message instanceof RaftNode.AppendReply r) {
       return onAppendReply(r);
+    } else if (message instanceof RaftNode.InstallSnapshotReply r) {
+      onInstallSnapshotReply(r);
+    } else if (message instanceof RaftNode.SnapshotFileReady f) {
+      onSnapshotFileReady(f);
+    } else if (message instanceof RaftNode.ChunkRead c) {
+      onChunkRead(c);
+    } else if (message instanceof RaftNode.InstallSnapshot is) {
+      ActorRef<RaftNode.Command> to = s.peers.ref(is.leaderId());
+      if (is.term() < s.currentTerm && to != null) {
+        s.send(to, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), is.snapshotIndex(), 0, false));
+      }
     } else if (message instanceof RaftNode.Propose p) {
-      int bytes = RaftSerializer.commandBytes(p.command());
+      int bytes = p.command().length;
       if (bytes > s.settings.maxCommandBytes()) {
         // checked where it was proposed too; here for a node with other settings, so that no
         // entry exists that one AppendEntries could not carry
-        p.replyTo().tell(new RaftNode.Failed(RaftKvException.Kind.TOO_LARGE, "the command is " + bytes
+        p.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.TOO_LARGE, "the command is " + bytes
             + " bytes encoded, the limit is " + s.settings.maxCommandBytes() + " (raftkv.raft.max-command-bytes)"));
         return null;
       }
@@ -117,7 +117,7 @@ final class Leader extends Role {
     } else if (message instanceof RaftNode.RequestVote rv) {
       onRequestVote(rv); // same term: already voted for itself
     } else if (message instanceof RaftNode.AppendEntries ae && ae.term() < s.currentTerm) {
-      ActorRef<RaftNode.Command> to = s.peerRefs.get(ae.leaderId());
+      ActorRef<RaftNode.Command> to = s.peers.ref(ae.leaderId());
       if (to != null) {
         s.send(to, new RaftNode.AppendReply(s.currentTerm, ae.term(), s.self.id(), s.self.httpAddress(), false, 0,
             ae.prevLogIndex(), 0, -1, ae.seq()));
@@ -132,12 +132,13 @@ final class Leader extends Role {
   @Override
   protected void onStepDown() {
     failReads("leadership moved to a newer term");
+    leave();
   }
 
-  @Override
-  protected Behavior<RaftNode.Command> afterPersisted() {
-    maybeCommit();
-    return null;
+  private void leave() {
+    if (announced) {
+      s.applying.applier().tell(new Applier.Leadership(s.currentTerm, false));
+    }
   }
 
   // ---- writes ---------------------------------------------------------------------------------
@@ -150,11 +151,11 @@ final class Leader extends Role {
     long first = s.log.lastIndex() + 1;
     long index = first;
     for (RaftNode.Propose p : queuedProposals) {
-      s.log.append(new LogEntry(index, s.currentTerm, new LogEntry.ClientCommand(p.command())));
-      RaftState.PendingWrite replaced = s.pendingWrites.put(index, new RaftState.PendingWrite(s.currentTerm, p.replyTo()));
+      s.log.append(new LogEntry(index, s.currentTerm, new LogEntry.Command(p.command())));
+      Applying.PendingWrite replaced = s.applying.expect(index, s.currentTerm, p.replyTo());
       if (replaced != null) {
         // proposed at this index in an earlier term and since cut from this log; another leader may still commit it
-        replaced.replyTo().tell(new RaftNode.Failed(RaftKvException.Kind.TIMEOUT,
+        replaced.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.TIMEOUT,
             "leadership changed while the write was in flight; its outcome is unknown"));
       }
       index++;
@@ -191,8 +192,12 @@ final class Leader extends Role {
    * while probing, a window of them when matching.
    */
   private void sendEntries(String id, Progress p) {
-    if (p.probing) {
-      return; // the probe in flight, or the next heartbeat, will find where the logs match
+    if (p.state != Progress.State.REPLICATE) {
+      return; // the probe in flight, or the next heartbeat, will find where the logs match; or a snapshot
+    }
+    if (p.nextIndex <= s.log.snapshotIndex()) {
+      needSnapshot(id, p);
+      return;
     }
     long upTo = s.journaledIndex();
     while (p.nextIndex <= upTo
@@ -210,20 +215,173 @@ final class Leader extends Role {
     if (prevTerm < 0) {
       throw new IllegalStateException("no term for index " + prev + " to replicate to " + id);
     }
-    s.peerRefs.get(id).tell(new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
+    s.peers.ref(id).tell(new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
         prev, prevTerm, entries, s.commitIndex, ++seq));
   }
 
-  /** One message to every follower: a probe with entries, or a heartbeat that also checks the log. */
+  /**
+   * One message to every follower: a probe with entries, a heartbeat that also checks the log, or
+   * (for a follower receiving a snapshot) a heartbeat at the log's start, which keeps it from
+   * starting an election between chunks and answers a ReadIndex round.
+   */
   private void broadcastHeartbeat() {
+    long now = System.nanoTime();
     for (Map.Entry<String, Progress> e : progress.entrySet()) {
+      String id = e.getKey();
       Progress p = e.getValue();
-      if (p.probing) {
-        sendAppend(e.getKey(), p, s.log.slice(p.nextIndex, s.settings.maxEntriesPerAppend(), appendBudget));
-      } else {
-        sendAppend(e.getKey(), p, List.of());
+      if (p.state != Progress.State.SNAPSHOT && p.nextIndex <= s.log.snapshotIndex()) {
+        needSnapshot(id, p);
+      }
+      switch (p.state) {
+        case PROBE -> sendAppend(id, p, s.log.slice(p.nextIndex, s.settings.maxEntriesPerAppend(), appendBudget));
+        case REPLICATE -> sendAppend(id, p, List.of());
+        case SNAPSHOT -> {
+          s.peers.ref(id).tell(new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
+              s.log.snapshotIndex(), s.log.snapshotTerm(), List.of(), s.commitIndex, ++seq));
+          if (p.transferring() && p.chunkInFlight && now - p.chunkSentNanos > s.settings.electionTimeout().toNanos()) {
+            // the chunk or its answer was lost: send it again
+            p.chunkInFlight = false;
+            sendChunk(id, p);
+          } else if (!p.transferring()) {
+            startTransfer(id, p);
+          }
+        }
       }
     }
+  }
+
+  // ---- snapshots for followers whose next entry is compacted away --------------------------------
+
+  private void needSnapshot(String id, Progress p) {
+    if (p.state == Progress.State.SNAPSHOT) {
+      return;
+    }
+    s.ctx.getLog().info("{} needs entries from {}, compacted away (log starts at {}): sending it a snapshot",
+        id, p.nextIndex, s.log.firstIndex());
+    p.becomeSnapshot();
+    startTransfer(id, p);
+  }
+
+  private int transfersInFlight() {
+    int n = 0;
+    for (Progress p : progress.values()) {
+      if (p.transferring()) {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Starts the transfer when a usable file and a transfer slot are there; else asks for a file or waits. */
+  private void startTransfer(String id, Progress p) {
+    if (snapshotFile == null || snapshotHeader.index() < s.log.snapshotIndex()
+        || !java.nio.file.Files.exists(snapshotFile)) {
+      if (!snapshotFileWriting) {
+        snapshotFileWriting = true;
+        s.applying.applier().tell(new Applier.WriteSnapshotFile(s.snapshotDir, s.peers.voters(), s.ctx.getSelf()));
+      }
+      return; // onSnapshotFileReady starts it
+    }
+    if (transfersInFlight() >= s.settings.maxSnapshotTransfers()) {
+      return; // a later heartbeat tries again
+    }
+    p.startTransfer(snapshotFile, snapshotHeader.index(), snapshotHeader.term());
+    sendChunk(id, p);
+  }
+
+  private void onSnapshotFileReady(RaftNode.SnapshotFileReady f) {
+    snapshotFileWriting = false;
+    if (f.error() != null) {
+      s.ctx.getLog().error("{} could not write a snapshot file for followers: {}", s.self.id(), f.error());
+      return; // the next heartbeat asks again
+    }
+    snapshotHeader = f.header();
+    snapshotFile = f.file();
+    s.ctx.getLog().info("{} wrote a snapshot at index {} ({} bytes) for followers", s.self.id(), f.header().index(),
+        f.bytes());
+    progress.forEach((id, p) -> {
+      if (p.state == Progress.State.SNAPSHOT && !p.transferring()) {
+        startTransfer(id, p);
+      }
+    });
+  }
+
+  /** Reads the chunk at the progress' offset off the actor; {@link #onChunkRead} sends it. */
+  private void sendChunk(String id, Progress p) {
+    p.chunkInFlight = true;
+    p.chunkSentNanos = System.nanoTime();
+    java.nio.file.Path file = p.snapshotFile;
+    long offset = p.offset;
+    int max = s.settings.snapshotChunkBytes();
+    s.ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+      try {
+        byte[] data = SnapshotFile.readChunk(file, offset, max);
+        boolean last = offset + data.length >= java.nio.file.Files.size(file);
+        return new RaftNode.ChunkRead(id, file, offset, data, last, null);
+      } catch (Exception e) {
+        return new RaftNode.ChunkRead(id, file, offset, null, false, Applier.describe(e));
+      }
+    }, s.blocking), (read, failure) -> read != null ? read
+        : new RaftNode.ChunkRead(id, file, offset, null, false, Applier.describe(failure)));
+  }
+
+  private void onChunkRead(RaftNode.ChunkRead c) {
+    Progress p = progress.get(c.followerId());
+    if (p == null || !p.transferring() || !c.file().equals(p.snapshotFile) || c.offset() != p.offset) {
+      return; // the transfer moved on
+    }
+    if (c.error() != null) {
+      s.ctx.getLog().warn("{} could not read snapshot file {}: {}; starting over", s.self.id(), c.file(), c.error());
+      snapshotFile = null;
+      p.becomeSnapshot(); // the next heartbeat asks for a new file
+      return;
+    }
+    p.chunkSentNanos = System.nanoTime();
+    s.peers.ref(c.followerId()).tell(new RaftNode.InstallSnapshot(s.currentTerm, s.self.id(), s.self.httpAddress(),
+        p.snapshotIndex, p.snapshotTerm, c.offset(), c.data(), c.last()));
+  }
+
+  private void onInstallSnapshotReply(RaftNode.InstallSnapshotReply r) {
+    Progress p = progress.get(r.followerId());
+    if (p == null || r.term() != s.currentTerm) {
+      return;
+    }
+    p.lastReplyNanos = System.nanoTime();
+    if (!p.transferring() || r.snapshotIndex() != p.snapshotIndex) {
+      return; // about a transfer that is over
+    }
+    if (r.installed()) {
+      s.ctx.getLog().info("{} installed the snapshot at {}: replicating from {}", r.followerId(), r.snapshotIndex(),
+          r.snapshotIndex() + 1);
+      p.acknowledged(r.snapshotIndex());
+      p.becomeProbe(r.snapshotIndex() + 1);
+      maybeCommit();
+      sendAppend(r.followerId(), p, s.log.slice(p.nextIndex, s.settings.maxEntriesPerAppend(), appendBudget));
+      progress.forEach((id, other) -> {
+        if (other.state == Progress.State.SNAPSHOT && !other.transferring()) {
+          startTransfer(id, other); // a slot is free
+        }
+      });
+      return;
+    }
+    p.offset = r.nextOffset();
+    p.chunkInFlight = false;
+    sendChunk(r.followerId(), p);
+  }
+
+  /** Compaction must leave the entries after every snapshot being sent, for those followers to continue from. */
+  @Override
+  protected long keepFrom() {
+    long keep = Long.MAX_VALUE;
+    for (Progress p : progress.values()) {
+      if (p.transferring()) {
+        keep = Math.min(keep, p.snapshotIndex + 1);
+      }
+    }
+    if (snapshotFile != null) {
+      keep = Math.min(keep, snapshotHeader.index() + 1);
+    }
+    return keep;
   }
 
   private Behavior<RaftNode.Command> onHeartbeatTick() {
@@ -231,6 +389,7 @@ final class Leader extends Role {
     if (!hasQuorumContact(now) && now - startedNanos > s.settings.electionTimeout().toNanos()) {
       s.ctx.getLog().info("{} lost contact with a majority in term {}: stepping down", s.self.id(), s.currentTerm);
       failReads("leadership lost");
+      leave();
       s.leaderId = null;
       return new Follower(s, null).start();
     }
@@ -261,17 +420,18 @@ final class Leader extends Role {
     p.lastReplyNanos = System.nanoTime();
     p.ackedSeq = Math.max(p.ackedSeq, r.seq());
     if (r.followerHttp() != null) {
-      s.httpAddresses.put(r.followerId(), r.followerHttp());
+      s.peers.noteHttp(r.followerId(), r.followerHttp());
     }
     if (r.success()) {
-      if (r.matchIndex() > p.matchIndex) {
-        p.matchIndex = r.matchIndex();
+      p.acknowledged(r.matchIndex());
+      if (p.state == Progress.State.SNAPSHOT && p.matchIndex < s.log.snapshotIndex()) {
+        // a heartbeat at the log's start matched, yet the follower lacks entries before it: keep sending
+      } else if (p.state != Progress.State.REPLICATE) {
+        p.becomeReplicate(); // the logs match up to matchIndex: pipeline from here
       }
-      p.probing = false; // the logs match up to matchIndex: pipeline from here
-      p.nextIndex = Math.max(p.nextIndex, p.matchIndex + 1);
       maybeCommit();
       sendEntries(r.followerId(), p);
-    } else {
+    } else if (p.state != Progress.State.SNAPSHOT) {
       onReject(r, p);
     }
     confirmReads();
@@ -280,7 +440,7 @@ final class Leader extends Role {
 
   /** §5.3 with the conflict hint: move nextIndex back a whole term at a time, then probe. */
   private void onReject(RaftNode.AppendReply r, Progress p) {
-    if (r.prevLogIndex() < p.matchIndex || (p.probing && r.prevLogIndex() != p.nextIndex - 1)) {
+    if (r.prevLogIndex() < p.matchIndex || (p.state == Progress.State.PROBE && r.prevLogIndex() != p.nextIndex - 1)) {
       return; // about a message older than what we already know
     }
     long next;
@@ -292,22 +452,29 @@ final class Leader extends Role {
     }
     next = Math.max(p.matchIndex + 1, Math.min(next, s.log.lastIndex() + 1));
     s.ctx.getLog().debug("{} rejected entries after {}: retrying from {}", r.followerId(), r.prevLogIndex(), next);
-    p.nextIndex = next;
-    p.probing = true;
-    sendAppend(r.followerId(), p, s.log.slice(next, s.settings.maxEntriesPerAppend(), appendBudget));
+    p.becomeProbe(next);
+    if (p.nextIndex <= s.log.snapshotIndex()) {
+      needSnapshot(r.followerId(), p);
+      return;
+    }
+    sendAppend(r.followerId(), p, s.log.slice(p.nextIndex, s.settings.maxEntriesPerAppend(), appendBudget));
   }
 
   private void maybeCommit() {
-    long[] match = new long[s.voters.size()];
+    long[] match = new long[s.peers.voters().size()];
     int i = 0;
-    for (Peer peer : s.voters) {
+    for (Peer peer : s.peers.voters()) {
       Progress p = progress.get(peer.id());
-      match[i++] = peer.id().equals(s.self.id()) ? s.durableIndex : (p == null ? 0 : p.matchIndex);
+      match[i++] = peer.id().equals(s.self.id()) ? s.durableIndex() : (p == null ? 0 : p.matchIndex);
     }
     long newCommit = Quorum.commitIndex(match, s.commitIndex, s.currentTerm, s.log);
     if (newCommit > s.commitIndex) {
       s.commitIndex = newCommit;
       s.applyCommitted();
+      if (!announced && s.commitIndex >= noOpIndex) {
+        announced = true; // after its no-op: the state machine's leader-only work may start
+        s.applying.applier().tell(new Applier.Leadership(s.currentTerm, true));
+      }
       if (!readsBeforeNoOp.isEmpty() && s.commitIndex >= noOpIndex) {
         while (!readsBeforeNoOp.isEmpty()) {
           onRead(readsBeforeNoOp.pollFirst());
@@ -338,9 +505,9 @@ final class Leader extends Role {
     if (readsAwaitingQuorum.isEmpty() && readRoundFirstSeq == 0) {
       return; // (a round still marked in flight must be cleared even when no read waits on it)
     }
-    long[] acked = new long[s.voters.size()];
+    long[] acked = new long[s.peers.voters().size()];
     int i = 0;
-    for (Peer peer : s.voters) {
+    for (Peer peer : s.peers.voters()) {
       Progress p = progress.get(peer.id());
       acked[i++] = peer.id().equals(s.self.id()) ? Long.MAX_VALUE : (p == null ? 0 : p.ackedSeq);
     }
@@ -363,15 +530,26 @@ final class Leader extends Role {
     broadcastHeartbeat();
   }
 
+  /**
+   * Hands each confirmed read whose read index went to the applier to it: the applier answers it
+   * after everything sent before it, so from a state that holds the read index.
+   */
   private void serveAppliedReads() {
-    while (!readsAwaitingApply.isEmpty() && readsAwaitingApply.peekFirst().readIndex() <= s.lastApplied) {
+    while (!readsAwaitingApply.isEmpty() && readsAwaitingApply.peekFirst().readIndex() <= s.applying.sentIndex) {
       PendingRead pr = readsAwaitingApply.pollFirst();
-      s.reply(pr.read().replyTo(), s.store.query(pr.read().query()), false);
+      s.applying.applier().tell(new Applier.Query(pr.read().query(), pr.read().replyTo()));
     }
   }
 
+  @Override
+  protected Behavior<RaftNode.Command> afterPersisted() {
+    maybeCommit();
+    serveAppliedReads(); // what was committed may only now be durable here, and so sent to the applier
+    return null;
+  }
+
   private void failReads(String why) {
-    RaftNode.Failed failed = new RaftNode.Failed(RaftKvException.Kind.UNAVAILABLE, why + "; retry the read");
+    RaftNode.Failed failed = new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; retry the read");
     readsBeforeNoOp.forEach(r -> r.replyTo().tell(failed));
     readsAwaitingQuorum.forEach(r -> r.read().replyTo().tell(failed));
     readsAwaitingApply.forEach(r -> r.read().replyTo().tell(failed));
@@ -379,7 +557,7 @@ final class Leader extends Role {
     readsAwaitingQuorum.clear();
     readsAwaitingApply.clear();
     for (RaftNode.Propose p : queuedProposals) {
-      p.replyTo().tell(new RaftNode.Failed(RaftKvException.Kind.UNAVAILABLE, why + "; the write was not applied"));
+      p.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; the write was not applied"));
     }
     queuedProposals.clear();
   }
@@ -388,7 +566,7 @@ final class Leader extends Role {
   protected Map<String, long[]> leaderView() {
     Map<String, long[]> view = new HashMap<>();
     long now = System.nanoTime();
-    view.put(s.self.id(), new long[] {s.durableIndex, 0});
+    view.put(s.self.id(), new long[] {s.durableIndex(), 0});
     progress.forEach((id, p) -> view.put(id, new long[] {p.matchIndex, (now - p.lastReplyNanos) / 1_000_000}));
     return view;
   }

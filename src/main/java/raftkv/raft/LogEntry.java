@@ -4,7 +4,6 @@ import com.fasterxml.jackson.annotation.JsonCreator;
 import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
 import raftkv.CborSerializable;
-import raftkv.kv.KvCommand;
 
 /** One entry of the replicated log: its absolute index, the leader's term, and what it carries. */
 public record LogEntry(long index, long term, Payload payload) implements CborSerializable {
@@ -13,7 +12,7 @@ public record LogEntry(long index, long term, Payload payload) implements CborSe
   @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "t")
   @JsonSubTypes({
       @JsonSubTypes.Type(value = NoOp.class, name = "noop"),
-      @JsonSubTypes.Type(value = ClientCommand.class, name = "cmd")})
+      @JsonSubTypes.Type(value = Command.class, name = "cmd")})
   public sealed interface Payload extends CborSerializable {}
 
   /** Appended by every new leader, so that it can commit entries of earlier terms (§5.4.2, §8). */
@@ -22,9 +21,12 @@ public record LogEntry(long index, long term, Payload payload) implements CborSe
     public NoOp {}
   }
 
-  /** A client's change to the state machine. */
-  public record ClientCommand(KvCommand command) implements Payload {
+  /**
+   * A client's change to the state machine, as the state machine encoded it: Raft neither reads
+   * nor changes these bytes (StateMachine).
+   */
+  public record Command(byte[] data) implements Payload {
     @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
-    public ClientCommand {}
+    public Command {}
   }
 }

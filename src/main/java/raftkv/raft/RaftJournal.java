@@ -10,6 +10,7 @@ import akka.persistence.typed.RecoveryFailed;
 import akka.persistence.typed.javadsl.CommandHandler;
 import akka.persistence.typed.javadsl.EventHandler;
 import akka.persistence.typed.javadsl.EventSourcedBehavior;
+import akka.persistence.typed.javadsl.RetentionCriteria;
 import akka.persistence.typed.javadsl.SignalHandler;
 import raftkv.CborSerializable;
 
@@ -17,6 +18,14 @@ import java.util.List;
 
 /**
  * The durable half of a Raft node: term, vote, voters and log, event-sourced on the journal.
+ *
+ * <p>Compaction (DESIGN.md §4): the node tells this actor with {@link Compacted} that the state
+ * machine holds every entry up to an index durably; the log here drops them. Every
+ * {@code raftkv.raft.journal-snapshot-every} events Akka saves this actor's state (term, vote,
+ * voters, the compaction point and the log after it: small, since the log is compacted) as a
+ * snapshot, fsynced ({@link SyncingSnapshotStore}), and deletes the events older than the
+ * snapshot before it; LevelDB's compaction gives their space back. Recovery reads the newest
+ * readable snapshot and the events after it, so term, vote and voters survive every deletion.
  *
  * <p>The node actor keeps the working copy of all of it and sends this actor one {@link Persist}
  * per batch; this actor writes the batch as one atomic journal write (fsync on), then sends the
@@ -60,26 +69,54 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
   /** Every entry at {@code fromIndex} and after is replaced by {@code entries}. */
   public record EntriesAppended(long fromIndex, List<LogEntry> entries) implements Event {}
 
-  /** Durable state while it is rebuilt; mutable, owned by this actor until handed over. */
+  /**
+   * The state machine holds every entry up to {@code index} (of {@code term}) durably: the log
+   * drops them ({@link RaftLog#compactTo}: when it does not hold that entry, it is replaced by an
+   * empty log that starts after it, as after an installed snapshot).
+   */
+  public record Compacted(long index, long term) implements Event {}
+
+  /**
+   * The durable state: rebuilt on recovery, kept up to date by every event, and saved as Akka's
+   * snapshot. Mutable, owned by this actor; Akka saves a snapshot while it holds back the next
+   * command, so no event changes it while it is written.
+   */
   static final class Durable {
     long term;
     String votedFor;
     List<Peer> voters = List.of();
     RaftLog log = new RaftLog();
+
+    Durable() {}
+
+    Durable(long term, String votedFor, List<Peer> voters, RaftLog log) {
+      this.term = term;
+      this.votedFor = votedFor;
+      this.voters = voters;
+      this.log = log;
+    }
   }
 
   /** The dispatcher this actor runs on: the journal plugin's own, one thread (reference.conf). */
   static final String DISPATCHER = "raftkv.journal-dispatcher";
 
   private final ActorRef<RaftNode.Command> node;
+  private final int snapshotEvery;
 
-  public static Behavior<Command> create(String nodeId, ActorRef<RaftNode.Command> node) {
-    return Behaviors.setup(ctx -> new RaftJournal(PersistenceId.ofUniqueId("raft-" + nodeId), node));
+  public static Behavior<Command> create(String nodeId, ActorRef<RaftNode.Command> node, int snapshotEvery) {
+    return Behaviors.setup(ctx -> new RaftJournal(PersistenceId.ofUniqueId("raft-" + nodeId), node, snapshotEvery));
   }
 
-  private RaftJournal(PersistenceId id, ActorRef<RaftNode.Command> node) {
+  private RaftJournal(PersistenceId id, ActorRef<RaftNode.Command> node, int snapshotEvery) {
     super(id);
     this.node = node;
+    this.snapshotEvery = snapshotEvery;
+  }
+
+  /** A snapshot every {@code snapshotEvery} events; the events before the older of the last two go. */
+  @Override
+  public RetentionCriteria retentionCriteria() {
+    return RetentionCriteria.snapshotEvery(snapshotEvery, 2).withDeleteEventsOnSnapshot();
   }
 
   @Override
@@ -135,14 +172,27 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
           return s;
         })
         .onEvent(EntriesAppended.class, (s, e) -> {
-          if (s.log != null) { // null once handed over: the node owns the log from then on
-            if (e.fromIndex() <= s.log.lastIndex()) {
-              s.log.truncateFrom(e.fromIndex());
-            }
-            for (LogEntry entry : e.entries()) {
-              s.log.append(entry);
-            }
+          long from = e.fromIndex();
+          int skip = 0;
+          if (from <= s.log.snapshotIndex()) {
+            // entries the log was compacted past meanwhile (the node compacts on its own copy)
+            skip = (int) Math.min(e.entries().size(), s.log.snapshotIndex() + 1 - from);
+            from = s.log.snapshotIndex() + 1;
           }
+          if (from <= s.log.lastIndex()) {
+            s.log.truncateFrom(from);
+          }
+          if (from > s.log.lastIndex() + 1 && skip < e.entries().size()) {
+            throw new IllegalStateException("journal corrupt: entries from " + from + " follow a log that ends at "
+                + s.log.lastIndex());
+          }
+          for (int i = skip; i < e.entries().size(); i++) {
+            s.log.append(e.entries().get(i));
+          }
+          return s;
+        })
+        .onEvent(Compacted.class, (s, e) -> {
+          s.log.compactTo(e.index(), e.term());
           return s;
         })
         .build();
@@ -152,8 +202,7 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
   public SignalHandler<Durable> signalHandler() {
     return newSignalHandlerBuilder()
         .onSignal(RecoveryCompleted.instance(), state -> {
-          node.tell(new RaftNode.Recovered(state.term, state.votedFor, state.voters, state.log));
-          state.log = null;
+          node.tell(new RaftNode.Recovered(state.term, state.votedFor, state.voters, state.log.copy()));
         })
         .onSignal(RecoveryFailed.class, (state, failed) -> node.tell(new RaftNode.RecoveryFailed(
             describe(failed.getFailure()))))

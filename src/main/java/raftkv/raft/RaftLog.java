@@ -91,6 +91,54 @@ public final class RaftLog {
     return largest;
   }
 
+  /**
+   * Drops the entries up to {@code index}, which the state machine holds (of {@code term}): when
+   * the log holds that entry with that term, what follows it stays (§5.3 of the dissertation: a
+   * follower keeps the log after an installed snapshot); otherwise the whole log goes and it
+   * continues after {@code index}. An index at or before the current start changes nothing.
+   */
+  public void compactTo(long index, long term) {
+    if (index <= snapshotIndex) {
+      return;
+    }
+    if (index <= lastIndex() && termAt(index) == term) {
+      int drop = (int) (index - snapshotIndex);
+      entries.subList(0, drop).clear();
+      System.arraycopy(sizes, drop, sizes, 0, entries.size());
+    } else {
+      entries.clear();
+    }
+    snapshotIndex = index;
+    snapshotTerm = term;
+  }
+
+  /** The term of the entry the log starts after (that of {@link #snapshotIndex()}). */
+  public long snapshotTerm() {
+    return snapshotTerm;
+  }
+
+  /** An independent copy that shares the (immutable) entries. */
+  public RaftLog copy() {
+    RaftLog copy = new RaftLog(snapshotIndex, snapshotTerm);
+    copy.entries.addAll(entries);
+    copy.sizes = Arrays.copyOf(sizes, Math.max(16, entries.size()));
+    return copy;
+  }
+
+  /** Every entry the log holds, oldest first (for the journal's snapshot). */
+  public List<LogEntry> entries() {
+    return Collections.unmodifiableList(entries);
+  }
+
+  /** The encoded bytes of the entries after {@code index} (up to the end). */
+  public long bytesAfter(long index) {
+    long n = 0;
+    for (int i = (int) Math.max(0, index - snapshotIndex); i < entries.size(); i++) {
+      n += sizes[i];
+    }
+    return n;
+  }
+
   /** Removes every entry at {@code index} and after. */
   public void truncateFrom(long index) {
     if (index <= snapshotIndex) {

@@ -8,13 +8,8 @@ import akka.actor.typed.SupervisorStrategy;
 import akka.actor.typed.Terminated;
 import akka.actor.typed.javadsl.Behaviors;
 import raftkv.CborSerializable;
-import raftkv.client.ClusterStatus;
-import raftkv.client.Health;
-import raftkv.client.RaftKvException;
-import raftkv.kv.KvCommand;
-import raftkv.kv.KvQuery;
-import raftkv.kv.KvResult;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 
@@ -95,34 +90,123 @@ public final class RaftNode {
   public record PreVoteReply(long term, long nextTerm, String voterId, boolean granted, long round)
       implements Command, CborSerializable {}
 
+  /**
+   * InstallSnapshot (§7, dissertation §5.3), one chunk: {@code data} holds the snapshot file's bytes
+   * from {@code offset} on; {@code done} marks the last chunk. A follower answers every chunk, and
+   * the leader sends the next one only then (one chunk in flight per follower).
+   */
+  public record InstallSnapshot(long term, String leaderId, String leaderHttp, long snapshotIndex, long snapshotTerm,
+                                long offset, byte[] data, boolean done) implements RaftMessage {
+    @Override
+    public String sender() {
+      return leaderId;
+    }
+  }
+
+  /**
+   * The answer to one InstallSnapshot chunk: {@code nextOffset} is the offset the follower expects
+   * next (0: start again). {@code installed}: the whole snapshot is durable and restored, and the
+   * follower's log now continues after {@code snapshotIndex}.
+   */
+  public record InstallSnapshotReply(long term, String followerId, long snapshotIndex, long nextOffset,
+                                     boolean installed) implements RaftMessage {
+    @Override
+    public String sender() {
+      return followerId;
+    }
+  }
+
   // ---- clients (may be forwarded from another node) -----------------------------------------
 
-  /** Replicate {@code command}; the answer goes to {@code replyTo} once applied (or failed). */
-  public record Propose(KvCommand command, ActorRef<ClientReply> replyTo, int hops)
+  /**
+   * Replicate {@code command} (the state machine's encoding); the answer goes to {@code replyTo}
+   * once it is applied (or failed).
+   */
+  public record Propose(byte[] command, ActorRef<ClientReply> replyTo, int hops)
       implements Command, CborSerializable {}
 
   /** Answer {@code query}, through ReadIndex on the leader unless {@code linearizable} is false. */
-  public record Read(KvQuery query, boolean linearizable, ActorRef<ClientReply> replyTo, int hops)
+  public record Read(byte[] query, boolean linearizable, ActorRef<ClientReply> replyTo, int hops)
       implements Command, CborSerializable {}
 
-  public record GetStatus(ActorRef<ClusterStatus> replyTo) implements Command {}
+  public record GetStatus(ActorRef<Status> replyTo) implements Command {}
 
   public record GetHealth(ActorRef<Health> replyTo) implements Command {}
 
-  /** The answer to Propose or Read. */
+  /**
+   * Make the state machine durable and compact the log now (POST /v1/cluster/snapshot); the answer
+   * names the snapshot: the state machine's durable index, its term, and its size in bytes.
+   */
+  public record TakeSnapshot(ActorRef<SnapshotTaken> replyTo) implements Command {}
+
+  public record SnapshotTaken(long index, long term, long bytes) {}
+
+  /** The answer to Propose or Read: the state machine's reply, as it encoded it. */
   public sealed interface ClientReply extends CborSerializable {}
 
-  public record Ok(KvResult result) implements ClientReply {
+  public record Ok(byte[] result) implements ClientReply {
     @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
     public Ok {}
   }
 
-  public record Failed(RaftKvException.Kind kind, String message) implements ClientReply {}
+  public record Failed(ErrorKind kind, String message) implements ClientReply {}
+
+  /** Why a request failed, and so what the client knows of its fate. */
+  public enum ErrorKind {
+    /** The state machine refused it; nothing was applied. */
+    BAD_REQUEST,
+    /** Too large to carry; nothing was applied (for a write; a read was not answered). */
+    TOO_LARGE,
+    /** No leader known, or it cannot be reached: the request was not applied. */
+    UNAVAILABLE,
+    /** Proposed but not known to be committed in time: the outcome is unknown. */
+    TIMEOUT
+  }
+
+  /** A node's view of the cluster. */
+  public record Status(String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,
+                       long lastLogIndex, long snapshotIndex, long logStartIndex, List<Member> members) {}
+
+  /** {@code matchIndex} and {@code lastContactMillis} are known on the leader only (else null). */
+  public record Member(String id, String address, String httpAddress, boolean voter, Long matchIndex,
+                       Long lastContactMillis) {}
+
+  /** Healthy when the node knows a leader and has applied all it knows to be committed. */
+  public record Health(boolean healthy, String reason, String leaderId, long commitIndex, long appliedIndex) {}
 
   // ---- internal ------------------------------------------------------------------------------
 
-  /** From the journal: the durable state, rebuilt. */
+  /** From the journal: the durable state, rebuilt (the log is the node's own copy). */
   record Recovered(long term, String votedFor, List<Peer> voters, RaftLog log) implements Command {}
+
+  /** From the applier: the state machine is open, applied up to {@code index} of {@code term}. */
+  record StateMachineOpened(long index, long term) implements Command {}
+
+  /** From the applier: the state machine cannot be opened (a one-line reason). */
+  record StateMachineFailed(String reason) implements Command {}
+
+  /** From the applier: every entry up to {@code index} is applied. */
+  record Applied(long index) implements Command {}
+
+  /** From the applier: the state machine is durable up to {@code index} (of {@code term}), {@code bytes} large. */
+  record Synced(long index, long term, long bytes) implements Command {}
+
+  /** From the applier: a received snapshot replaced the state ({@code error} null), or could not. */
+  record Restored(long index, long term, long bytes, String error) implements Command {}
+
+  /** A snapshot file for followers is written (or {@code error}). */
+  record SnapshotFileReady(SnapshotFile.Header header, Path file, long bytes, String error) implements Command {}
+
+  /** A chunk of the snapshot file for {@code followerId} was read (or {@code error}). */
+  record ChunkRead(String followerId, Path file, long offset, byte[] data, boolean last, String error)
+      implements Command {}
+
+  /**
+   * A received chunk is on disk (or {@code error}); with the last chunk the whole file was checked
+   * and kept as {@code file}, and {@code header} is what it says of itself (else both are null).
+   */
+  record ChunkStored(long term, long snapshotIndex, long nextOffset, SnapshotFile.Header header, Path file,
+                     String error) implements Command {}
 
   /** From the journal: it could not read the data dir. */
   record RecoveryFailed(String reason) implements Command {}
@@ -152,43 +236,67 @@ public final class RaftNode {
    * a start (the launcher would bind its HTTP port again).
    */
   public static Behavior<Command> create(NodeIdentity identity, List<Peer> initialVoters, RaftSettings settings,
+                                         java.util.function.Supplier<StateMachine> openStateMachine, Path snapshotDir,
                                          ActorRef<Lifecycle> lifecycle) {
     StartHistory history = new StartHistory(); // outside the supervised behavior: survives restarts
     Behavior<Command> node = Behaviors.setup(ctx -> {
       ActorRef<RaftJournal.Command> journal =
-          ctx.spawn(RaftJournal.create(identity.id(), ctx.getSelf()), "journal",
+          ctx.spawn(RaftJournal.create(identity.id(), ctx.getSelf(), settings.journalSnapshotEvery()), "journal",
               DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
       ctx.watch(journal);
+      // the applier opens the state machine on its own thread and closes it when it stops
+      ActorRef<Applier.Command> applier = ctx.spawn(Applier.create(openStateMachine, ctx.getSelf(), settings),
+          "applier", DispatcherSelector.fromConfig(Applier.DISPATCHER));
+      StateMachineOpened[] opened = new StateMachineOpened[1];
+      Recovered[] recovered = new Recovered[1];
       String[] reported = new String[1]; // the reason in this incarnation's RecoveryFailed, if any
-      return Behaviors.withStash(1_000, stash -> Behaviors.receive(Command.class)
+      return Behaviors.withStash(1_000, stash -> {
+        // both the journal and the state machine are read: run as a follower
+        java.util.function.BiFunction<Recovered, StateMachineOpened, Behavior<Command>> start = (r, o) -> {
+                long budget = settings.appendBudget(identity.id(), identity.httpAddress());
+                if (r.log().largestEntryBytes() > budget) {
+                  // written before commands had a size limit: no AppendEntries could carry it
+                  return startFailed(ctx, identity, lifecycle, "the log holds an entry of " + r.log().largestEntryBytes()
+                      + " bytes, more than one AppendEntries may carry (" + budget + "); raise raftkv.raft.max-bytes-per-append"
+                      + " and akka.remote.artery.advanced.maximum-frame-size above it on every node");
+                }
+                RaftState state;
+                try {
+                  state = new RaftState(ctx, identity, settings, journal, r, initialVoters, applier, o.index(), o.term(),
+                      snapshotDir);
+                } catch (IllegalStateException e) {
+                  return startFailed(ctx, identity, lifecycle, e.getMessage());
+                }
+                if (!history.started) {
+                  history.started = true;
+                  ctx.getLog().info("Node {} recovered: term {}, state machine at {}, log {}..{}, voters {}",
+                      identity.id(), r.term(), o.index(), state.log.firstIndex(), state.log.lastIndex(),
+                      state.voterIds());
+                  if (lifecycle != null) {
+                    lifecycle.tell(new Started(identity.id(), r.term(), r.log().lastIndex()));
+                  }
+                } else {
+                  ctx.getLog().info("Node {} recovered again{}: term {}, log up to {}, voters {}",
+                      identity.id(), history.failedRecoveries == 0 ? ""
+                          : " after " + history.failedRecoveries + " failed tries",
+                      r.term(), r.log().lastIndex(), state.voterIds());
+                }
+                history.failedRecoveries = 0;
+                return Behaviors.withTimers(timers -> {
+                  state.timers = timers;
+                  return stash.unstashAll(new Follower(state, null).start());
+                });
+        };
+        return Behaviors.receive(Command.class)
+          .onMessage(StateMachineOpened.class, o -> {
+            opened[0] = o;
+            return recovered[0] == null ? Behaviors.same() : start.apply(recovered[0], o);
+          })
+          .onMessage(StateMachineFailed.class, f -> startFailed(ctx, identity, lifecycle,
+              "cannot open the state machine: " + f.reason()))
           .onMessage(Recovered.class, r -> {
-            long budget = settings.appendBudget(identity.id(), identity.httpAddress());
-            if (r.log().largestEntryBytes() > budget) {
-              // written before commands had a size limit: no AppendEntries could carry it
-              return startFailed(ctx, identity, lifecycle, "the log holds an entry of " + r.log().largestEntryBytes()
-                  + " bytes, more than one AppendEntries may carry (" + budget + "); raise raftkv.raft.max-bytes-per-append"
-                  + " and akka.remote.artery.advanced.maximum-frame-size above it on every node");
-            }
-            RaftState state = new RaftState(ctx, identity, settings, journal, r, initialVoters);
-            if (!history.started) {
-              history.started = true;
-              ctx.getLog().info("Node {} recovered: term {}, log up to {}, voters {}",
-                  identity.id(), r.term(), r.log().lastIndex(),
-                  state.voterIds());
-              if (lifecycle != null) {
-                lifecycle.tell(new Started(identity.id(), r.term(), r.log().lastIndex()));
-              }
-            } else {
-              ctx.getLog().info("Node {} recovered again{}: term {}, log up to {}, voters {}",
-                  identity.id(), history.failedRecoveries == 0 ? ""
-                      : " after " + history.failedRecoveries + " failed tries",
-                  r.term(), r.log().lastIndex(), state.voterIds());
-            }
-            history.failedRecoveries = 0;
-            return Behaviors.withTimers(timers -> {
-              state.timers = timers;
-              return stash.unstashAll(new Follower(state, null).start());
-            });
+            recovered[0] = r;
+            return opened[0] == null ? Behaviors.same() : start.apply(r, opened[0]);
           })
           .onMessage(RecoveryFailed.class, f -> {
             if (!history.started) {
@@ -236,13 +344,14 @@ public final class RaftNode {
             return Behaviors.same();
           })
           .onAnyMessage(m -> Behaviors.same())
-          .build());
+          .build();
+      });
     });
     return Behaviors.supervise(node).onFailure(SupervisorStrategy.restartWithBackoff(
         Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
   }
 
-  private static final Failed RECOVERING = new Failed(RaftKvException.Kind.UNAVAILABLE,
+  private static final Failed RECOVERING = new Failed(ErrorKind.UNAVAILABLE,
       "this node is still reading its journal; retry shortly");
 
   /** What the node's incarnations in this process share; only the node actor touches it. */

@@ -5,9 +5,6 @@ import akka.actor.typed.ActorRef;
 import akka.actor.typed.ActorRefResolver;
 import akka.actor.typed.javadsl.Adapter;
 import akka.serialization.SerializerWithStringManifest;
-import raftkv.kv.Compare;
-import raftkv.kv.KvCommand;
-import raftkv.kv.TxnOp;
 
 import java.io.NotSerializableException;
 import java.util.ArrayList;
@@ -44,15 +41,19 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   private static final String VOTE_CAST = "VC";
   private static final String BOOTSTRAPPED = "BS";
   private static final String PROPOSE = "PP";
+  private static final String INSTALL_SNAPSHOT = "IS";
+  private static final String INSTALL_SNAPSHOT_REPLY = "IR";
+  private static final String COMPACTED = "CP";
+  private static final String JOURNAL_STATE = "JS";
 
   private static final byte NO_OP = 0;
-  private static final byte CLIENT_COMMAND = 1;
-  private static final byte PUT = 1;
-  private static final byte DELETE = 2;
-  private static final byte TXN = 3;
-  private static final byte OP_PUT = 1;
-  private static final byte OP_GET = 2;
-  private static final byte OP_DELETE = 3;
+  /**
+   * Kind 1 was a client command in the layout of an earlier release (before the state-machine
+   * seam); this release cannot read it and says so.
+   */
+  private static final byte LEGACY_CLIENT_COMMAND = 1;
+  /** A state machine's command: its bytes, as they are. */
+  private static final byte COMMAND = 2;
 
   private final ExtendedActorSystem system;
   private volatile ActorRefResolver resolver;
@@ -88,7 +89,11 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       Map.entry(RaftJournal.TermAdvanced.class, TERM_ADVANCED),
       Map.entry(RaftJournal.VoteCast.class, VOTE_CAST),
       Map.entry(RaftJournal.Bootstrapped.class, BOOTSTRAPPED),
-      Map.entry(RaftNode.Propose.class, PROPOSE));
+      Map.entry(RaftNode.Propose.class, PROPOSE),
+      Map.entry(RaftNode.InstallSnapshot.class, INSTALL_SNAPSHOT),
+      Map.entry(RaftNode.InstallSnapshotReply.class, INSTALL_SNAPSHOT_REPLY),
+      Map.entry(RaftJournal.Compacted.class, COMPACTED),
+      Map.entry(RaftJournal.Durable.class, JOURNAL_STATE));
 
   @Override
   public String manifest(Object o) {
@@ -103,7 +108,10 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   public byte[] toBinary(Object o) {
     Out out = new Out(o instanceof RaftNode.AppendEntries ae ? 64 + 96 * ae.entries().size()
         : o instanceof RaftJournal.EntriesAppended ea ? 32 + 96 * ea.entries().size()
-        : o instanceof RaftNode.Propose p ? 160 + commandBytes(p.command()) : 64);
+        : o instanceof RaftNode.Propose p ? 160 + p.command().length
+        : o instanceof RaftNode.InstallSnapshot is ? 96 + is.data().length
+        : o instanceof RaftJournal.Durable d ? 256 + 96 * (int) Math.min(1 << 20, d.log.lastIndex() - d.log.snapshotIndex())
+        : 64);
     out.b(VERSION);
     if (o instanceof RaftNode.AppendEntries m) {
       out.l(m.term()).s(m.leaderId()).ns(m.leaderHttp()).l(m.prevLogIndex()).l(m.prevLogTerm())
@@ -135,8 +143,22 @@ public final class RaftSerializer extends SerializerWithStringManifest {
     } else if (o instanceof RaftNode.Propose m) {
       // a command, a path and a count: the size of the command plus a few hundred bytes, so a
       // command that fits in an AppendEntries fits in a forwarded proposal too
-      command(out, m.command());
+      out.bytes(m.command());
       out.s(resolver().toSerializationFormat(m.replyTo())).i(m.hops());
+    } else if (o instanceof RaftNode.InstallSnapshot m) {
+      out.l(m.term()).s(m.leaderId()).ns(m.leaderHttp()).l(m.snapshotIndex()).l(m.snapshotTerm()).l(m.offset())
+          .bytes(m.data()).bool(m.done());
+    } else if (o instanceof RaftNode.InstallSnapshotReply m) {
+      out.l(m.term()).s(m.followerId()).l(m.snapshotIndex()).l(m.nextOffset()).bool(m.installed());
+    } else if (o instanceof RaftJournal.Compacted e) {
+      out.l(e.index()).l(e.term());
+    } else if (o instanceof RaftJournal.Durable d) {
+      out.l(d.term).ns(d.votedFor).i(d.voters.size());
+      for (Peer p : d.voters) {
+        out.s(p.id()).s(p.host()).i(p.port());
+      }
+      out.l(d.log.snapshotIndex()).l(d.log.snapshotTerm());
+      entries(out, d.log.entries());
     } else {
       throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName());
     }
@@ -177,8 +199,26 @@ public final class RaftSerializer extends SerializerWithStringManifest {
         }
         case TERM_ADVANCED -> new RaftJournal.TermAdvanced(in.l());
         case VOTE_CAST -> new RaftJournal.VoteCast(in.l(), in.s());
+        case INSTALL_SNAPSHOT -> new RaftNode.InstallSnapshot(in.l(), in.s(), in.ns(), in.l(), in.l(), in.l(),
+            in.bytes(), in.bool());
+        case INSTALL_SNAPSHOT_REPLY -> new RaftNode.InstallSnapshotReply(in.l(), in.s(), in.l(), in.l(), in.bool());
+        case COMPACTED -> new RaftJournal.Compacted(in.l(), in.l());
+        case JOURNAL_STATE -> {
+          long term = in.l();
+          String votedFor = in.ns();
+          int n = in.count();
+          List<Peer> voters = new ArrayList<>(n);
+          for (int i = 0; i < n; i++) {
+            voters.add(new Peer(in.s(), in.s(), in.i()));
+          }
+          RaftLog log = new RaftLog(in.l(), in.l());
+          for (LogEntry e : entries(in)) {
+            log.append(e);
+          }
+          yield new RaftJournal.Durable(term, votedFor, List.copyOf(voters), log);
+        }
         case PROPOSE -> {
-          KvCommand command = command(in);
+          byte[] command = in.bytes();
           ActorRef<RaftNode.ClientReply> replyTo = resolver().resolveActorRef(in.s());
           yield new RaftNode.Propose(command, replyTo, in.i());
         }
@@ -220,50 +260,15 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   static int entryBytes(LogEntry entry) {
     if (entry.payload() instanceof LogEntry.NoOp) {
       return ENTRY_HEADER_BYTES + 8;
-    } else if (entry.payload() instanceof LogEntry.ClientCommand c) {
-      return (int) Math.min(Integer.MAX_VALUE, (long) ENTRY_HEADER_BYTES + commandBytes(c.command()));
+    } else if (entry.payload() instanceof LogEntry.Command c) {
+      return (int) Math.min(Integer.MAX_VALUE, (long) ENTRY_HEADER_BYTES + varintBytes(c.data().length) + c.data().length);
     }
     throw new IllegalArgumentException("unknown log entry payload " + entry.payload());
   }
 
-  /** The encoded size of {@code command}: exactly what {@code command(out, command)} writes. */
-  public static int commandBytes(KvCommand command) {
-    long n;
-    if (command instanceof KvCommand.Put p) {
-      n = 1 + stringBytes(p.key()) + bytesBytes(p.value()) + 8 + (p.ifModRevision() == null ? 1 : 9) + 1;
-    } else if (command instanceof KvCommand.Delete d) {
-      n = 1 + stringBytes(d.key()) + 1 + (d.ifModRevision() == null ? 1 : 9);
-    } else if (command instanceof KvCommand.Txn t) {
-      n = 1 + varintBytes(t.compare().size());
-      for (Compare c : t.compare()) {
-        n += stringBytes(c.key()) + stringBytes(c.target().name()) + stringBytes(c.op().name()) + 8
-            + (c.value() == null ? 1 : 1 + bytesBytes(c.value()));
-      }
-      n += opsBytes(t.success()) + opsBytes(t.failure());
-    } else {
-      throw new IllegalArgumentException("unknown command " + command);
-    }
-    return (int) Math.min(Integer.MAX_VALUE, n);
-  }
-
-  private static long opsBytes(List<TxnOp> ops) {
-    long n = varintBytes(ops.size());
-    for (TxnOp op : ops) {
-      if (op instanceof TxnOp.Put p) {
-        n += 1 + stringBytes(p.key()) + bytesBytes(p.value()) + 8;
-      } else if (op instanceof TxnOp.Get g) {
-        n += 1 + stringBytes(g.key());
-      } else if (op instanceof TxnOp.Delete d) {
-        n += 1 + stringBytes(d.key()) + 1;
-      } else {
-        throw new IllegalArgumentException("unknown transaction op " + op);
-      }
-    }
-    return n;
-  }
-
-  private static long bytesBytes(byte[] v) {
-    return varintBytes(v.length) + (long) v.length;
+  /** The encoded size of a log entry that carries {@code commandBytes} bytes of command. */
+  public static long commandEntryBytes(int commandBytes) {
+    return (long) ENTRY_HEADER_BYTES + varintBytes(commandBytes) + commandBytes;
   }
 
   /** A string as {@link Out#s} writes it: its modified-UTF-8 length as a varint, then the bytes. */
@@ -284,9 +289,8 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       out.l(e.index()).l(e.term());
       if (e.payload() instanceof LogEntry.NoOp n) {
         out.b(NO_OP).l(n.leaderTermMarker());
-      } else if (e.payload() instanceof LogEntry.ClientCommand c) {
-        out.b(CLIENT_COMMAND);
-        command(out, c.command());
+      } else if (e.payload() instanceof LogEntry.Command c) {
+        out.b(COMMAND).bytes(c.data());
       } else {
         throw new IllegalArgumentException("unknown log entry payload " + e.payload());
       }
@@ -305,7 +309,10 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       byte kind = in.b();
       LogEntry.Payload payload = switch (kind) {
         case NO_OP -> new LogEntry.NoOp(in.l());
-        case CLIENT_COMMAND -> new LogEntry.ClientCommand(command(in));
+        case COMMAND -> new LogEntry.Command(in.bytes());
+        case LEGACY_CLIENT_COMMAND -> throw new IllegalArgumentException("the log holds entries in the layout of a"
+            + " raftkv release before snapshots, which this release does not read; back up the keys with the old"
+            + " release and load them into a new cluster");
         default -> throw new IllegalArgumentException("unknown log entry payload kind " + kind);
       };
       entries[i] = new LogEntry(index, term, payload);
@@ -313,75 +320,6 @@ public final class RaftSerializer extends SerializerWithStringManifest {
     return Arrays.asList(entries);
   }
 
-  private static void command(Out out, KvCommand command) {
-    if (command instanceof KvCommand.Put p) {
-      out.b(PUT).s(p.key()).bytes(p.value()).l(p.lease()).nl(p.ifModRevision()).bool(p.ifAbsent());
-    } else if (command instanceof KvCommand.Delete d) {
-      out.b(DELETE).s(d.key()).bool(d.prefix()).nl(d.ifModRevision());
-    } else if (command instanceof KvCommand.Txn t) {
-      out.b(TXN).i(t.compare().size());
-      for (Compare c : t.compare()) {
-        out.s(c.key()).s(c.target().name()).s(c.op().name()).l(c.number()).nbytes(c.value());
-      }
-      ops(out, t.success());
-      ops(out, t.failure());
-    } else {
-      throw new IllegalArgumentException("unknown command " + command);
-    }
-  }
-
-  private static KvCommand command(In in) {
-    byte kind = in.b();
-    return switch (kind) {
-      case PUT -> new KvCommand.Put(in.s(), in.bytes(), in.l(), in.nl(), in.bool());
-      case DELETE -> new KvCommand.Delete(in.s(), in.bool(), in.nl());
-      case TXN -> {
-        int n = in.count();
-        List<Compare> compares = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-          compares.add(new Compare(in.s(), Compare.Target.valueOf(in.s()), Compare.Op.valueOf(in.s()), in.l(),
-              in.nbytes()));
-        }
-        List<TxnOp> success = ops(in);
-        yield new KvCommand.Txn(compares, success, ops(in));
-      }
-      default -> throw new IllegalArgumentException("unknown command kind " + kind);
-    };
-  }
-
-  private static void ops(Out out, List<TxnOp> ops) {
-    out.i(ops.size());
-    for (TxnOp op : ops) {
-      if (op instanceof TxnOp.Put p) {
-        out.b(OP_PUT).s(p.key()).bytes(p.value()).l(p.lease());
-      } else if (op instanceof TxnOp.Get g) {
-        out.b(OP_GET).s(g.key());
-      } else if (op instanceof TxnOp.Delete d) {
-        out.b(OP_DELETE).s(d.key()).bool(d.prefix());
-      } else {
-        throw new IllegalArgumentException("unknown transaction op " + op);
-      }
-    }
-  }
-
-  private static List<TxnOp> ops(In in) {
-    int n = in.count();
-    List<TxnOp> ops = new ArrayList<>(n);
-    for (int i = 0; i < n; i++) {
-      byte kind = in.b();
-      ops.add(switch (kind) {
-        case OP_PUT -> new TxnOp.Put(in.s(), in.bytes(), in.l());
-        case OP_GET -> new TxnOp.Get(in.s());
-        case OP_DELETE -> new TxnOp.Delete(in.s(), in.bool());
-        default -> throw new IllegalArgumentException("unknown transaction op kind " + kind);
-      });
-    }
-    return ops;
-  }
-
-  // ---- primitives
-
-  /** A growable big-endian buffer. */
   private static final class Out {
     private byte[] buf;
     private int pos;

@@ -21,7 +21,14 @@ public record RaftSettings(
     int maxInflightEntries,
     int maxForwardHops,
     int maxCommandBytes,
-    long maximumFrameSize) {
+    long maximumFrameSize,
+    long snapshotEntries,
+    double snapshotLogRatio,
+    long snapshotMinLogBytes,
+    long trailingEntries,
+    int snapshotChunkBytes,
+    int maxSnapshotTransfers,
+    int journalSnapshotEvery) {
 
   /**
    * Room in one AppendEntries beside its largest command: the message's header (term, indices,
@@ -52,7 +59,14 @@ public record RaftSettings(
         c.getInt("max-inflight-entries"),
         c.getInt("max-forward-hops"),
         bytes(c, "max-command-bytes"),
-        root.hasPath(FRAME_SIZE) ? root.getMemorySize(FRAME_SIZE).toBytes() : Long.MAX_VALUE);
+        root.hasPath(FRAME_SIZE) ? root.getMemorySize(FRAME_SIZE).toBytes() : Long.MAX_VALUE,
+        c.getLong("snapshot-entries"),
+        c.getDouble("snapshot-log-ratio"),
+        c.getMemorySize("snapshot-min-log-bytes").toBytes(),
+        c.getLong("trailing-entries"),
+        bytes(c, "snapshot-chunk-bytes"),
+        c.getInt("max-snapshot-transfers"),
+        c.getInt("journal-snapshot-every"));
     s.validate();
     return s;
   }
@@ -72,6 +86,16 @@ public record RaftSettings(
     }
     if (electionTimeout.compareTo(heartbeatInterval.multipliedBy(3)) < 0) {
       throw new IllegalArgumentException("raftkv.raft.election-timeout must be at least 3 heartbeat intervals");
+    }
+    if (snapshotEntries < 1 || trailingEntries < 0 || snapshotLogRatio <= 0 || maxSnapshotTransfers < 1
+        || journalSnapshotEvery < 1) {
+      throw new IllegalArgumentException("raftkv.raft.snapshot-entries, snapshot-log-ratio, max-snapshot-transfers and"
+          + " journal-snapshot-every must be positive, trailing-entries not negative");
+    }
+    if (snapshotChunkBytes < 1024 || (long) snapshotChunkBytes + APPEND_OVERHEAD_BYTES > maxBytesPerAppend) {
+      throw new IllegalArgumentException("raftkv.raft.snapshot-chunk-bytes (" + snapshotChunkBytes + ") must be at least"
+          + " 1 KiB and, with " + APPEND_OVERHEAD_BYTES + " bytes of header, fit in max-bytes-per-append ("
+          + maxBytesPerAppend + ")");
     }
     if (maxEntriesPerAppend < 1) {
       throw new IllegalArgumentException("raftkv.raft.max-entries-per-append must be at least 1");

@@ -4,7 +4,6 @@ import akka.actor.typed.ActorRef;
 import akka.actor.typed.Behavior;
 import akka.actor.typed.Terminated;
 import akka.actor.typed.javadsl.Behaviors;
-import raftkv.client.RaftKvException;
 
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -50,7 +49,7 @@ abstract class Role {
   }
 
   private Behavior<RaftNode.Command> receiveOne(RaftNode.Command message) {
-    if (message instanceof RaftNode.RaftMessage m && !s.peerRefs.containsKey(m.sender())) {
+    if (message instanceof RaftNode.RaftMessage m && !s.peers.isPeer(m.sender())) {
       s.ctx.getLog().debug("Ignoring {} from {}, which is not a member", m.getClass().getSimpleName(), m.sender());
       return Behaviors.same();
     }
@@ -76,12 +75,34 @@ abstract class Role {
       }
     }
     if (message instanceof RaftNode.Persisted p) {
-      if (p.incarnation() != s.incarnation) {
+      if (p.incarnation() != s.pipeline.incarnation) {
         return Behaviors.same(); // acknowledges a batch of an incarnation before a restart
       }
       s.onPersisted(p.seq());
+      s.applyCommitted(); // entries wait for this node's own copy to be durable before they are applied
       Behavior<RaftNode.Command> next = afterPersisted();
       return next == null ? Behaviors.same() : next;
+    }
+    if (message instanceof RaftNode.Applied a) {
+      s.onApplied(a.index());
+      afterApplied();
+      return Behaviors.same();
+    }
+    if (message instanceof RaftNode.Synced synced) {
+      s.onSynced(synced, keepFrom());
+      return Behaviors.same();
+    }
+    if (message instanceof RaftNode.TakeSnapshot t) {
+      s.takeSnapshot(t.replyTo());
+      return Behaviors.same();
+    }
+    if (message instanceof RaftNode.ChunkStored c) {
+      onChunkStored(c);
+      return Behaviors.same();
+    }
+    if (message instanceof RaftNode.Restored r) {
+      onRestored(r);
+      return Behaviors.same();
     }
     if (message instanceof RaftNode.GetStatus g) {
       g.replyTo().tell(s.status(leaderView()));
@@ -92,7 +113,8 @@ abstract class Role {
       return Behaviors.same();
     }
     if (message instanceof RaftNode.Read r && !r.linearizable()) {
-      r.replyTo().tell(new RaftNode.Ok(s.store.query(r.query())));
+      // serializable: this node's applied state, after everything already handed to the applier
+      s.applying.applier().tell(new Applier.Query(r.query(), r.replyTo()));
       return Behaviors.same();
     }
     Behavior<RaftNode.Command> next = handle(message);
@@ -113,6 +135,136 @@ abstract class Role {
     return null;
   }
 
+  /** Hook after the applier applied more entries. */
+  protected void afterApplied() {}
+
+  /** The first log index this role still needs (a leader's snapshot transfers): compaction stops before it. */
+  protected long keepFrom() {
+    return Long.MAX_VALUE;
+  }
+
+  // ---- receiving a snapshot (any role: a transfer outlives the role that started it) -----------
+
+  /**
+   * A chunk of a snapshot from the current leader (the caller checked the term and noted the
+   * contact): written off the actor; the next is asked for once it is on disk.
+   */
+  protected void receiveSnapshotChunk(RaftNode.InstallSnapshot m) {
+    ActorRef<RaftNode.Command> leader = s.peers.ref(m.leaderId());
+    if (m.snapshotIndex() <= s.applying.sentIndex) {
+      // this node already applied past it: its log continues after the snapshot as it is
+      s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), m.snapshotIndex(), 0, true));
+      return;
+    }
+    SnapshotReceipt r = s.receipt;
+    if (r != null && (r.writing || r.restoring)) {
+      if (!r.sameTransfer(m) || m.offset() != r.expectedOffset) {
+        return; // busy with another chunk or transfer; the leader sends again after its timeout
+      }
+      return;
+    }
+    if (r == null || !r.sameTransfer(m)) {
+      if (m.offset() != 0) {
+        s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), m.snapshotIndex(), 0, false));
+        return;
+      }
+      r = new SnapshotReceipt(m.term(), m.leaderId(), m.snapshotIndex(), m.snapshotTerm(),
+          s.snapshotDir.resolve("receiving.tmp"));
+      s.receipt = r;
+      s.ctx.getLog().info("{} receives a snapshot at index {} (term {}) from {}", s.self.id(), m.snapshotIndex(),
+          m.snapshotTerm(), m.leaderId());
+    }
+    if (m.offset() != r.expectedOffset) {
+      s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), m.snapshotIndex(),
+          r.expectedOffset, false));
+      return;
+    }
+    r.writing = true;
+    java.nio.file.Path tmp = r.tmp;
+    java.nio.file.Path dir = s.snapshotDir;
+    long term = r.term;
+    long index = r.index;
+    long snapshotTerm = r.snapshotTerm;
+    long next = m.offset() + m.data().length;
+    byte[] data = m.data();
+    boolean done = m.done();
+    long offset = m.offset();
+    s.ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+      try {
+        java.nio.file.Files.createDirectories(dir);
+        SnapshotFile.writeChunk(tmp, offset, data);
+        if (!done) {
+          return new RaftNode.ChunkStored(term, index, next, null, null, null);
+        }
+        SnapshotFile.Header header = SnapshotFile.verify(tmp);
+        if (header.index() != index || header.term() != snapshotTerm) {
+          throw new IllegalArgumentException("the snapshot received is at " + header.index() + " (term " + header.term()
+              + "), the leader announced " + index + " (term " + snapshotTerm + ")");
+        }
+        java.nio.file.Path file = SnapshotFile.keep(tmp, dir, header, 2);
+        return new RaftNode.ChunkStored(term, index, next, header, file, null);
+      } catch (Exception e) {
+        return new RaftNode.ChunkStored(term, index, 0, null, null, Applier.describe(e));
+      }
+    }, s.blocking), (stored, failure) -> stored != null ? stored
+        : new RaftNode.ChunkStored(term, index, 0, null, null, Applier.describe(failure)));
+  }
+
+  private void onChunkStored(RaftNode.ChunkStored c) {
+    SnapshotReceipt r = s.receipt;
+    if (r == null || r.term != c.term() || r.index != c.snapshotIndex()) {
+      return;
+    }
+    r.writing = false;
+    ActorRef<RaftNode.Command> leader = s.peers.ref(r.leaderId);
+    if (c.error() != null) {
+      s.ctx.getLog().warn("{} could not store the snapshot at {} from {}: {}; starting over", s.self.id(), r.index,
+          r.leaderId, c.error());
+      s.receipt = null;
+      s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), c.snapshotIndex(), 0, false));
+    } else if (c.header() == null) {
+      r.expectedOffset = c.nextOffset();
+      s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), c.snapshotIndex(), c.nextOffset(),
+          false));
+    } else if (r.index <= s.applying.sentIndex) {
+      s.receipt = null; // applied past it meanwhile
+      s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), c.snapshotIndex(), 0, true));
+    } else {
+      r.restoring = true;
+      s.applying.restoring = true; // nothing more goes to the applier until the state is replaced
+      s.applying.applier().tell(new Applier.Restore(c.file(), c.header(), s.ctx.getSelf()));
+    }
+  }
+
+  private void onRestored(RaftNode.Restored restored) {
+    SnapshotReceipt r = s.receipt;
+    s.receipt = null;
+    ActorRef<RaftNode.Command> leader = r == null ? null : s.peers.ref(r.leaderId);
+    if (restored.error() != null) {
+      s.applying.restoring = false;
+      s.ctx.getLog().error("{} could not install the snapshot at {}: {}", s.self.id(), r == null ? "?" : r.index,
+          restored.error());
+      if (leader != null) {
+        s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), r.index, 0, false));
+      }
+      s.applyCommitted();
+      return;
+    }
+    long index = restored.index();
+    s.applying.onRestored(index, restored.term(), restored.bytes());
+    s.log.compactTo(index, restored.term());
+    s.pipeline.noteCompacted(index);
+    s.pipeline.recordHardState(new RaftJournal.Compacted(index, restored.term()));
+    s.commitIndex = Math.max(s.commitIndex, index);
+    s.ctx.getLog().info("{} installed a snapshot at index {} (term {}); its log now runs {}..{}", s.self.id(), index,
+        restored.term(), s.log.firstIndex(), s.log.lastIndex());
+    if (leader != null) {
+      // once the journal also says so: a restart then starts from the snapshot
+      s.sendAfterLog(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), index, 0, true));
+    }
+    s.applyCommitted();
+  }
+
   /** Leader's per-member [matchIndex, lastContactMillis], or null on other roles. */
   protected java.util.Map<String, long[]> leaderView() {
     return null;
@@ -125,7 +277,7 @@ abstract class Role {
 
   /** Follower and candidate: pass a client request to the leader, or fail it as unavailable. */
   protected void forwardOrReject(RaftNode.Command request) {
-    ActorRef<RaftNode.Command> leader = s.leaderId == null ? null : s.peerRefs.get(s.leaderId);
+    ActorRef<RaftNode.Command> leader = s.leaderId == null ? null : s.peers.ref(s.leaderId);
     if (request instanceof RaftNode.Propose p) {
       if (leader != null && p.hops() < s.settings.maxForwardHops()) {
         leader.tell(new RaftNode.Propose(p.command(), p.replyTo(), p.hops() + 1));
@@ -142,7 +294,7 @@ abstract class Role {
   }
 
   protected RaftNode.Failed unavailable() {
-    return new RaftNode.Failed(RaftKvException.Kind.UNAVAILABLE,
+    return new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE,
         s.leaderId == null ? "no leader is known at the moment; retry shortly" : "the leader could not be reached");
   }
 
@@ -151,12 +303,12 @@ abstract class Role {
     boolean grant = rv.term() == s.currentTerm
         && (s.votedFor == null || s.votedFor.equals(rv.candidateId()))
         && s.log.isUpToDate(rv.lastLogTerm(), rv.lastLogIndex())
-        && s.peerRefs.containsKey(rv.candidateId());
+        && s.peers.isPeer(rv.candidateId());
     if (grant && s.votedFor == null) {
       s.castVote(rv.candidateId());
       s.ctx.getLog().info("{} votes for {} in term {}", s.self.id(), rv.candidateId(), s.currentTerm);
     }
-    ActorRef<RaftNode.Command> to = s.peerRefs.get(rv.candidateId());
+    ActorRef<RaftNode.Command> to = s.peers.ref(rv.candidateId());
     if (to != null) {
       s.send(to, new RaftNode.VoteReply(s.currentTerm, s.self.id(), grant));
     }
@@ -167,7 +319,7 @@ abstract class Role {
    * nothing durable, so the reply needs no persist.
    */
   private void onPreVote(RaftNode.PreVote pv) {
-    ActorRef<RaftNode.Command> to = s.peerRefs.get(pv.candidateId());
+    ActorRef<RaftNode.Command> to = s.peers.ref(pv.candidateId());
     if (to == null) {
       return;
     }

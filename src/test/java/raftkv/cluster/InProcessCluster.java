@@ -43,6 +43,15 @@ final class InProcessCluster implements AutoCloseable {
   private final java.util.Queue<String> dropped = new java.util.concurrent.ConcurrentLinkedQueue<>();
 
   InProcessCluster(int size) throws IOException {
+    this(size, "", dirs -> {});
+  }
+
+  /**
+   * A cluster whose nodes also read {@code extraConfig} (HOCON), and whose data dirs {@code
+   * prepare} may fill before the nodes first start.
+   */
+  InProcessCluster(int size, String extraConfig, java.util.function.Consumer<List<Path>> prepare) throws IOException {
+    this.extraConfig = extraConfig;
     root = Files.createTempDirectory("raftkv-cluster");
     systems = new ActorSystem<?>[size];
     nodes = new RaftKvNode[size];
@@ -54,10 +63,13 @@ final class InProcessCluster implements AutoCloseable {
       Peer p = peers.get(i);
       settings.add(new NodeSettings(p.id(), p.host(), p.port(), freePort(), root.resolve(p.id()), peers));
     }
+    prepare.accept(settings.stream().map(NodeSettings::dataDir).toList());
     for (int i = 0; i < size; i++) {
       start(i);
     }
   }
+
+  private final String extraConfig;
 
   int size() {
     return nodes.length;
@@ -66,6 +78,7 @@ final class InProcessCluster implements AutoCloseable {
   void start(int i) {
     NodeSettings s = settings.get(i);
     Config config = s.akkaConfig()
+        .withFallback(ConfigFactory.parseString(extraConfig))
         .withFallback(ConfigFactory.parseString("""
             raftkv.raft.election-timeout = 1s
             raftkv.raft.heartbeat-interval = 100ms

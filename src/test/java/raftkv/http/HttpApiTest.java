@@ -22,7 +22,7 @@ import raftkv.client.Health;
 import raftkv.client.RaftKv;
 import raftkv.client.RaftKvException;
 import raftkv.kv.KvCommand;
-import raftkv.kv.KvLimits;
+import raftkv.client.KvLimits;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;

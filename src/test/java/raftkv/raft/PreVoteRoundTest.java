@@ -91,7 +91,8 @@ class PreVoteRoundTest {
         new Peer("n2", "127.0.0.1", peerSystem.address().getPort().get()),
         new Peer("n3", "127.0.0.1", freePort()));
     nodeSystem.systemActorOf(RaftNode.create(new RaftNode.NodeIdentity("n1", null), voters,
-        RaftSettings.fromConfig(nodeSystem.settings().config()), null), "raftkv", Props.empty());
+        RaftSettings.fromConfig(nodeSystem.settings().config()), MemoryStateMachine::new, dir.resolve("snapshot-files"),
+        null), "raftkv", Props.empty());
     ActorRef<RaftNode.Command> n1 = ActorRefResolver.get(peerSystem)
         .resolveActorRef(nodeSystem.address() + "/system/raftkv");
 

@@ -19,9 +19,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import raftkv.kv.KvCommand;
-import raftkv.kv.KvQuery;
-import raftkv.kv.KvResult;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -34,7 +31,7 @@ import java.util.function.Function;
 import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -123,10 +120,15 @@ class RaftJournalFailureTest {
     }
   }
 
+  /** The node's state machine: the same one for every incarnation, as a disk would be. */
+  private final MemoryStateMachine stateMachine = new MemoryStateMachine();
+
   private ActorRef<RaftNode.Command> spawnNode(TestProbe<RaftNode.Lifecycle> lifecycle) {
     List<Peer> voters = List.of(new Peer(NODE, "127.0.0.1", 2552)); // a cluster of one: it elects itself
     return kit.spawn(RaftNode.create(new RaftNode.NodeIdentity(NODE, ""), voters,
-        RaftSettings.fromConfig(kit.system().settings().config()), lifecycle.ref()), "raftkv");
+        RaftSettings.fromConfig(kit.system().settings().config()), () -> stateMachine,
+        java.nio.file.Path.of(kit.system().settings().config().getString("raftkv.snapshot-store.dir"), "files"),
+        lifecycle.ref()), "raftkv");
   }
 
   private RaftNode.ClientReply ask(ActorRef<RaftNode.Command> node,
@@ -137,7 +139,7 @@ class RaftJournalFailureTest {
   }
 
   private static RaftNode.Command put(String key, String value, ActorRef<RaftNode.ClientReply> replyTo) {
-    return new RaftNode.Propose(KvCommand.Put.of(key, value.getBytes(StandardCharsets.UTF_8)), replyTo, 0);
+    return new RaftNode.Propose(MemoryStateMachine.put(key, value), replyTo, 0);
   }
 
   /** Writes until the node accepts the write (it may have no leader yet, or be restarting). */
@@ -147,10 +149,10 @@ class RaftJournalFailureTest {
   }
 
   private String read(ActorRef<RaftNode.Command> node, String key) {
-    RaftNode.ClientReply reply = ask(node, r -> new RaftNode.Read(new KvQuery.Get(key), true, r, 0));
-    KvResult.GetDone get = assertInstanceOf(KvResult.GetDone.class, assertInstanceOf(RaftNode.Ok.class, reply).result());
-    assertNotNull(get.kv(), key + " is missing");
-    return new String(get.kv().value(), StandardCharsets.UTF_8);
+    RaftNode.ClientReply reply = ask(node, r -> new RaftNode.Read(MemoryStateMachine.get(key), true, r, 0));
+    String value = MemoryStateMachine.text(assertInstanceOf(RaftNode.Ok.class, reply).result());
+    assertFalse(value.isEmpty(), key + " is missing");
+    return value;
   }
 
   @Test

@@ -7,7 +7,6 @@ import akka.actor.typed.DispatcherSelector;
 import com.typesafe.config.ConfigFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import raftkv.kv.KvCommand;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -38,7 +37,7 @@ class RaftJournalTest {
   }
 
   private static ActorRef<RaftJournal.Command> spawnJournal(ActorTestKit kit, TestProbe<RaftNode.Command> node) {
-    return kit.spawn(RaftJournal.create("n1", node.ref()), "journal", DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
+    return kit.spawn(RaftJournal.create("n1", node.ref(), 1000), "journal", DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
   }
 
   @Test
@@ -75,7 +74,7 @@ class RaftJournalTest {
   @Test
   void aLogHoldingAnEntryThatNoAppendEntriesCouldCarryStopsTheNodeWithOneLine() {
     // given: a journal written before commands had a size limit, with a 3 MB entry in it
-    KvCommand huge = KvCommand.Put.of("k", new byte[3 * 1024 * 1024]);
+    byte[] huge = new byte[3 * 1024 * 1024];
     ActorTestKit kit = kit();
     try {
       TestProbe<RaftNode.Command> node = kit.createTestProbe();
@@ -83,7 +82,7 @@ class RaftJournalTest {
       node.expectMessageClass(RaftNode.Recovered.class, WAIT);
       journal.tell(new RaftJournal.Persist(1, 1, List.of(
           new RaftJournal.Bootstrapped(List.of(new Peer("n1", "127.0.0.1", 2552))),
-          new RaftJournal.EntriesAppended(1, List.of(new LogEntry(1, 1, new LogEntry.ClientCommand(huge))))), List.of()));
+          new RaftJournal.EntriesAppended(1, List.of(new LogEntry(1, 1, new LogEntry.Command(huge))))), List.of()));
       node.expectMessageClass(RaftNode.Persisted.class, WAIT);
     } finally {
       kit.shutdownTestKit();
@@ -95,7 +94,7 @@ class RaftJournalTest {
       TestProbe<RaftNode.Lifecycle> lifecycle = restarted.createTestProbe();
       restarted.spawn(RaftNode.create(new RaftNode.NodeIdentity("n1", "127.0.0.1:8080"),
           List.of(new Peer("n1", "127.0.0.1", 2552)), RaftSettings.fromConfig(restarted.system().settings().config()),
-          lifecycle.ref()));
+          MemoryStateMachine::new, dir.resolve("snapshot-files"), lifecycle.ref()));
       // then: it does not start, and says which settings would let it
       RaftNode.StartFailed failed = lifecycle.expectMessageClass(RaftNode.StartFailed.class, WAIT);
       assertTrue(failed.reason().contains("raftkv.raft.max-bytes-per-append")

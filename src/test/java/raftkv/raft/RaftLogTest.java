@@ -2,7 +2,6 @@ package raftkv.raft;
 
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
-import raftkv.kv.KvCommand;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -16,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class RaftLogTest {
 
   static LogEntry entry(long index, long term) {
-    return new LogEntry(index, term, new LogEntry.ClientCommand(KvCommand.Put.of("k" + index, new byte[] {1})));
+    return new LogEntry(index, term, new LogEntry.Command(MemoryStateMachine.put("k" + index, "v")));
   }
 
   /** A log with one entry per given term, starting at index 1. */
@@ -173,11 +172,58 @@ class RaftLogTest {
   void entrySizesFollowTruncation() {
     RaftLog log = logOfTerms(1, 1, 1);
     log.truncateFrom(2);
-    LogEntry big = new LogEntry(2, 2, new LogEntry.ClientCommand(KvCommand.Put.of("\u9375".repeat(100), new byte[1000])));
+    LogEntry big = new LogEntry(2, 2, new LogEntry.Command(new byte[1300]));
     log.append(big);
     assertEquals(RaftSerializer.entryBytes(big), log.entryBytes(2));
     assertEquals(RaftSerializer.entryBytes(big), log.largestEntryBytes());
     log.truncateFrom(2);
     assertEquals(log.entryBytes(1), log.largestEntryBytes(), "only what the log still holds counts");
+  }
+
+  // ---- compaction (a snapshot holds what the log drops) ---------------------------------------
+
+  @Test
+  void compactingKeepsWhatFollowsTheSnapshotPoint() {
+    RaftLog log = logOfTerms(1, 1, 2, 2, 3);
+    log.compactTo(3, 2);
+    assertEquals(3, log.snapshotIndex());
+    assertEquals(4, log.firstIndex());
+    assertEquals(5, log.lastIndex());
+    assertEquals(2, log.termAt(3), "the snapshot's own entry keeps its term for the consistency check");
+    assertEquals(-1, log.termAt(2), "compacted entries are gone");
+    assertEquals(3, log.termAt(5));
+    assertEquals(log.entryBytes(5), RaftSerializer.entryBytes(log.entry(5)), "sizes move with their entries");
+    assertThrows(IndexOutOfBoundsException.class, () -> log.slice(3, 10, Long.MAX_VALUE));
+    assertEquals(List.of(log.entry(4), log.entry(5)), log.slice(4, 10, Long.MAX_VALUE));
+  }
+
+  @Test
+  void aSnapshotThatTheLogDoesNotMatchReplacesTheWholeLog() {
+    // dissertation §5.3: a follower keeps its log after the snapshot only when it holds the snapshot's last entry
+    RaftLog log = logOfTerms(1, 1, 2, 2);
+    log.compactTo(3, 3); // the leader's entry 3 is of term 3: this log diverged
+    assertEquals(3, log.snapshotIndex());
+    assertEquals(3, log.lastIndex(), "nothing of the diverged log is kept");
+    assertEquals(3, log.lastTerm());
+    RaftLog shorter = logOfTerms(1, 1);
+    shorter.compactTo(10, 4); // beyond its end
+    assertEquals(10, shorter.lastIndex());
+    assertEquals(4, shorter.termAt(10));
+    shorter.append(entry(11, 4));
+    assertEquals(11, shorter.lastIndex());
+  }
+
+  @Test
+  void compactingToOrBeforeTheStartChangesNothing() {
+    RaftLog log = logOfTerms(1, 2, 3);
+    log.compactTo(2, 2);
+    log.compactTo(1, 1);
+    log.compactTo(2, 99);
+    assertEquals(2, log.snapshotIndex());
+    assertEquals(3, log.lastIndex());
+    RaftLog copy = log.copy();
+    copy.append(entry(4, 3));
+    assertEquals(3, log.lastIndex(), "a copy is independent");
+    assertEquals(4, copy.lastIndex());
   }
 }

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import raftkv.kv.Compare;
+import raftkv.kv.KvCodec;
 import raftkv.kv.KvCommand;
 import raftkv.kv.TxnOp;
 import raftkv.testutil.RecordAssertions;
@@ -63,14 +64,14 @@ class RaftSerializerTest {
     String oddKey = "config/\uD83D\uDE00/\u00e9/\u0000/\uD800"; // astral, two-byte, NUL, unpaired surrogate
     return List.of(
         new LogEntry(1, 1, new LogEntry.NoOp(1)),
-        new LogEntry(2, 1, new LogEntry.ClientCommand(KvCommand.Put.of("a", value))),
-        new LogEntry(3, 1, new LogEntry.ClientCommand(new KvCommand.Put(oddKey, new byte[0], 12, 0L, false))),
-        new LogEntry(4, 2, new LogEntry.ClientCommand(new KvCommand.Put("a", new byte[300_000], 0, 17L, true))),
-        new LogEntry(5, 2, new LogEntry.ClientCommand(KvCommand.Delete.of("a"))),
-        new LogEntry(6, 2, new LogEntry.ClientCommand(new KvCommand.Delete("a/", true, null))),
-        new LogEntry(7, 2, new LogEntry.ClientCommand(new KvCommand.Delete("a", false, 8L))),
-        new LogEntry(8, 3, new LogEntry.ClientCommand(new KvCommand.Txn(compares, ops, List.of(new TxnOp.Delete("x", false))))),
-        new LogEntry(Long.MAX_VALUE, 3, new LogEntry.ClientCommand(new KvCommand.Txn(List.of(), List.of(), List.of()))));
+        new LogEntry(2, 1, new LogEntry.Command(KvCodec.encode(KvCommand.Put.of("a", value)))),
+        new LogEntry(3, 1, new LogEntry.Command(KvCodec.encode(new KvCommand.Put(oddKey, new byte[0], 12, 0L, false)))),
+        new LogEntry(4, 2, new LogEntry.Command(KvCodec.encode(new KvCommand.Put("a", new byte[300_000], 0, 17L, true)))),
+        new LogEntry(5, 2, new LogEntry.Command(KvCodec.encode(KvCommand.Delete.of("a")))),
+        new LogEntry(6, 2, new LogEntry.Command(KvCodec.encode(new KvCommand.Delete("a/", true, null)))),
+        new LogEntry(7, 2, new LogEntry.Command(KvCodec.encode(new KvCommand.Delete("a", false, 8L)))),
+        new LogEntry(8, 3, new LogEntry.Command(KvCodec.encode(new KvCommand.Txn(compares, ops, List.of(new TxnOp.Delete("x", false)))))),
+        new LogEntry(Long.MAX_VALUE, 3, new LogEntry.Command(KvCodec.encode(new KvCommand.Txn(List.of(), List.of(), List.of())))));
   }
 
   static List<Object> messages() {
@@ -200,12 +201,12 @@ class RaftSerializerTest {
     RaftSerializer serializer = new RaftSerializer(null);
     for (KvCommand command : commands()) {
       // given: the command alone in a journal event (version, fromIndex, count of 1, the entry)
-      LogEntry entry = new LogEntry(5, 2, new LogEntry.ClientCommand(command));
+      LogEntry entry = new LogEntry(5, 2, new LogEntry.Command(KvCodec.encode(command)));
       int encoded = serializer.toBinary(new RaftJournal.EntriesAppended(5, List.of(entry))).length;
       // then
       String what = command.toString().substring(0, Math.min(80, command.toString().length()));
       assertEquals(encoded - 1 - 8 - 1, RaftSerializer.entryBytes(entry), what);
-      assertEquals(encoded - 1 - 8 - 1 - RaftSerializer.ENTRY_HEADER_BYTES, RaftSerializer.commandBytes(command), what);
+      assertEquals(encoded - 1 - 8 - 1, RaftSerializer.commandEntryBytes(KvCodec.commandBytes(command)), what);
     }
     LogEntry noOp = new LogEntry(1, 1, new LogEntry.NoOp(1));
     assertEquals(serializer.toBinary(new RaftJournal.EntriesAppended(1, List.of(noOp))).length - 10,
@@ -220,7 +221,7 @@ class RaftSerializerTest {
     long index = 1;
     for (int round = 0; round < 2; round++) { // up to 2 x 50 entries: one and two bytes of count
       for (KvCommand command : commands()) {
-        LogEntry e = new LogEntry(index++, 1, new LogEntry.ClientCommand(command));
+        LogEntry e = new LogEntry(index++, 1, new LogEntry.Command(KvCodec.encode(command)));
         entries.add(e);
         sum += RaftSerializer.entryBytes(e);
         for (String http : new String[] {null, "127.0.0.1:8081", "\u4e3b\u6a5f.example:8081"}) {
@@ -241,7 +242,7 @@ class RaftSerializerTest {
     List<KvCommand> commands = commands();
     RaftLog log = new RaftLog();
     for (int i = 1; i <= 400; i++) {
-      log.append(new LogEntry(i, 1 + i / 100, new LogEntry.ClientCommand(commands.get(random.nextInt(commands.size())))));
+      log.append(new LogEntry(i, 1 + i / 100, new LogEntry.Command(KvCodec.encode(commands.get(random.nextInt(commands.size()))))));
     }
     String leader = "n1";
     String http = "127.0.0.1:8081";
@@ -270,7 +271,7 @@ class RaftSerializerTest {
     // given: the largest kind of command, forwarded with a reply ref
     KvCommand command = new KvCommand.Put("\uD83D\uDE00".repeat(256), new byte[1024 * 1024], 0, null, false);
     akka.actor.typed.ActorRef<RaftNode.ClientReply> replyTo = testKit.<RaftNode.ClientReply>createTestProbe().ref();
-    RaftNode.Propose propose = new RaftNode.Propose(command, replyTo, 2);
+    RaftNode.Propose propose = new RaftNode.Propose(KvCodec.encode(command), replyTo, 2);
     // when
     Serializer serializer = serialization.findSerializerFor(propose);
     assertInstanceOf(RaftSerializer.class, serializer, "bound to the raft serializer");
@@ -278,9 +279,9 @@ class RaftSerializerTest {
     RaftNode.Propose back = (RaftNode.Propose) serialization.deserialize(bytes, serializer.identifier(),
         Serializers.manifestFor(serializer, propose)).get();
     // then
-    assertTrue(bytes.length <= RaftSerializer.commandBytes(command) + 1024, bytes.length + " bytes");
+    assertTrue(bytes.length <= KvCodec.commandBytes(command) + 1024, bytes.length + " bytes");
     assertEquals(replyTo, back.replyTo());
     assertEquals(2, back.hops());
-    RecordAssertions.assertFieldsEqual(command, back.command(), "command");
+    RecordAssertions.assertFieldsEqual(command, KvCodec.decodeCommand(back.command()), "command");
   }
 }

@@ -72,7 +72,8 @@ class RaftStateOutboxTest {
     RaftNode.Recovered recovered = new RaftNode.Recovered(1, null, List.of(new Peer("n1", "127.0.0.1", 1)), new RaftLog());
     node = kit.spawn(Behaviors.setup(ctx -> {
       RaftState s = new RaftState(ctx, new RaftNode.NodeIdentity("n1", ""), RaftSettings.fromConfig(kit.system().settings().config()),
-          journal.ref(), recovered, recovered.voters());
+          journal.ref(), recovered, recovered.voters(), kit.<Applier.Command>createTestProbe().ref(), 0, 0,
+          java.nio.file.Path.of("unused"));
       return Behaviors.receiveMessage(m -> {
         Step st = (Step) m;
         Object out = st.body().apply(s);

@@ -71,7 +71,7 @@ class ReopeningLeveldbJournalTest {
 
   private static ActorRef<RaftJournal.Command> spawnJournal(ActorTestKit kit, TestProbe<RaftNode.Command> node,
                                                             String name) {
-    return kit.spawn(RaftJournal.create("n1", node.ref()), name, DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
+    return kit.spawn(RaftJournal.create("n1", node.ref(), 1000), name, DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
   }
 
   private static RaftJournal.Persist batch(long seq, RaftJournal.Event event) {

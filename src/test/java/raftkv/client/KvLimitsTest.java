@@ -1,9 +1,13 @@
-package raftkv.kv;
+package raftkv.client;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import raftkv.client.RaftKvException;
 import raftkv.client.RaftKvException.Kind;
+import raftkv.kv.Compare;
+import raftkv.kv.KvCommand;
+import raftkv.kv.KvQuery;
+import raftkv.kv.TxnOp;
 
 import java.util.ArrayList;
 import java.util.Collections;

@@ -1,7 +1,10 @@
-package raftkv.kv;
+package raftkv.client;
 
-import raftkv.client.RaftKvException;
 import raftkv.client.RaftKvException.Kind;
+import raftkv.kv.Compare;
+import raftkv.kv.KvCommand;
+import raftkv.kv.KvQuery;
+import raftkv.kv.TxnOp;
 
 import java.util.List;
 
@@ -163,7 +166,7 @@ public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps) {
         throw badRequest(what + " has an unpaired surrogate at index " + i + " and is not valid Unicode");
       }
     }
-    int bytes = KvStore.utf8Length(key);
+    int bytes = key.getBytes(java.nio.charset.StandardCharsets.UTF_8).length; // (well-formed: checked above)
     if (bytes > maxKeyBytes) {
       throw tooLarge(what + " is " + bytes + " bytes, the limit is " + maxKeyBytes);
     }

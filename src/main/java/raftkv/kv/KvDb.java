@@ -1,0 +1,1342 @@
+package raftkv.kv;
+
+import org.fusesource.leveldbjni.JniDBFactory;
+import org.iq80.leveldb.CompressionType;
+import org.iq80.leveldb.DB;
+import org.iq80.leveldb.DBIterator;
+import org.iq80.leveldb.Options;
+import org.iq80.leveldb.ReadOptions;
+import org.iq80.leveldb.Snapshot;
+import org.iq80.leveldb.WriteBatch;
+import org.iq80.leveldb.WriteOptions;
+
+import java.io.BufferedOutputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
+
+/**
+ * The key-value state machine on disk (DESIGN.md §3): the same keys, bookkeeping and revisions as
+ * the in-memory reference {@link KvStore}, kept in a LevelDB of its own (not the Akka journal), so
+ * the heap stays flat whatever the data size and a restart replays only the log after {@link
+ * #appliedIndex()}.
+ *
+ * <p>Layout: every key is one LevelDB record under {@code 'k'} + its UTF-8 bytes (as {@link
+ * KvStore} encodes keys, so LevelDB's bytewise order is {@link KvStore#KEY_ORDER}), holding a value
+ * record (a null-value flag, createRevision, modRevision, version and lease as varints, then the
+ * value's bytes). One meta record under {@code 'm'} holds a magic, the format, the applied index
+ * and term, the store revision and the key count; it is written in the same atomic WriteBatch as
+ * the changes it accounts for, so the database is always at the end of some applied entry.
+ *
+ * <p>Changes go through a {@link Batch}: commands applied to it read their own earlier writes from
+ * an in-memory overlay, and {@link Batch#commit} writes them all with the meta record in one
+ * unsynced write; {@link #sync()} makes everything committed durable (LevelDB's log is written in
+ * order, so one synced write of the meta record flushes all before it).
+ *
+ * <p>Threading: one thread applies batches, answers {@link #query}s, syncs, restores and closes. A
+ * {@link View} (a LevelDB snapshot) may be written on any thread while batches keep committing,
+ * and the applied index, term, revision and key count may be read from any thread (for status).
+ * Closing the database while views are open defers LevelDB's own close to the last view's
+ * close, so a view never reads a closed database.
+ *
+ * <p>Keys are expected well-formed (KvLimits refuses unpaired surrogates). For one with an unpaired
+ * surrogate the store still round-trips it, but orders it by its three-byte encoding, where the
+ * in-memory store's comparator puts it elsewhere.
+ */
+public final class KvDb implements AutoCloseable {
+
+  /** First int of the meta record: "RKVM". */
+  static final int META_MAGIC = 0x524B564D;
+  /** The layout of the records and of the meta record this build writes and reads. */
+  static final int META_FORMAT = 1;
+  /** First int of a {@link View#writeTo} stream: "RKVD". */
+  static final int STREAM_MAGIC = 0x524B5644;
+  static final int STREAM_FORMAT = 1;
+  /** The int after a stream's last key: "RKVE". */
+  static final int STREAM_END = 0x524B5645;
+
+  private static final byte DATA = 'k';
+  private static final byte[] META_KEY = {'m'};
+  private static final byte[] DATA_START = {DATA};
+  private static final int META_BYTES = 4 + 4 + 4 * 8;
+
+  private static final String RESTORING = ".restoring";
+  private static final String OLD = ".old";
+
+  /** How long a restore waits for views of the database it replaces to be closed. */
+  private static final long VIEW_WAIT_MILLIS = 30_000;
+  /** A restore writes its keys in WriteBatches of about this many bytes. */
+  private static final int RESTORE_BATCH_BYTES = 1 << 20;
+
+  private final Path dir;
+  private final ReadOptions reads = new ReadOptions();
+  private final WriteOptions unsynced = new WriteOptions().sync(false);
+  private final WriteOptions synced = new WriteOptions().sync(true);
+
+  private Handle handle;
+  // volatile: status pages read them from other threads; only the owning thread writes them
+  private volatile long appliedIndex;
+  private volatile long appliedTerm;
+  private volatile long revision;
+  private volatile long keyCount;
+  /** Counts commits and restores; a batch begun before either cannot commit after it. */
+  private long generation;
+  private boolean closed;
+
+  private KvDb(Path dir, Handle handle, Meta meta) {
+    this.dir = dir;
+    this.handle = handle;
+    adopt(meta);
+  }
+
+  /**
+   * Opens the KV database in {@code dir}, creating it when {@code dir} is absent or empty. First
+   * finishes a {@link #restore} that a crash interrupted (see {@link #finishInterruptedRestore})
+   * and removes what a restore leaves behind.
+   *
+   * @throws IllegalStateException with a one-line reason naming {@code dir} when it holds something
+   *     other than a raftkv KV database (files that are no LevelDB, a LevelDB without or with a
+   *     foreign meta record), a database LevelDB reports corrupt, or one in use
+   */
+  public static KvDb open(Path dir) {
+    Path at = dir.toAbsolutePath().normalize();
+    try {
+      if (at.getParent() != null) {
+        Files.createDirectories(at.getParent());
+      }
+      finishInterruptedRestore(at);
+      Handle handle = new Handle(openLevelDb(at));
+      try {
+        return new KvDb(at, handle, readOrCreateMeta(at, handle.db));
+      } catch (RuntimeException e) {
+        handle.release();
+        throw e;
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException("KV database " + at + " cannot be opened: " + oneLine(e), e);
+    }
+  }
+
+  /** The directory of the database. */
+  public Path dir() {
+    return dir;
+  }
+
+  /** The index of the last entry committed, 0 for a new database. */
+  public long appliedIndex() {
+    return appliedIndex;
+  }
+
+  /** The term of the entry at {@link #appliedIndex()}, 0 for a new database. */
+  public long appliedTerm() {
+    return appliedTerm;
+  }
+
+  /** The store revision as of the last commit, as {@link KvStore#revision()}. */
+  public long revision() {
+    return revision;
+  }
+
+  /** The number of keys as of the last commit. */
+  public long keyCount() {
+    return keyCount;
+  }
+
+  /**
+   * The size of the database's files, for status and snapshot triggers: what the data costs on
+   * disk, LevelDB's overhead and not yet compacted garbage included.
+   */
+  public long diskBytes() {
+    long total = 0;
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
+      for (Path file : files) {
+        try {
+          total += Files.size(file);
+        } catch (NoSuchFileException e) {
+          // a compaction deleted it while we listed
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot list KV database " + dir + ": " + oneLine(e), e);
+    }
+    return total;
+  }
+
+  /**
+   * Starts a batch of commands against the committed state. One batch at a time: a batch begun
+   * before another's commit (or a restore) refuses to commit.
+   */
+  public Batch batch() {
+    checkOpen();
+    return new Batch();
+  }
+
+  /**
+   * Answers a read from the committed state, as {@link KvStore#query}: a Get gives a {@link
+   * KvResult.GetDone}, a Range a {@link KvResult.RangeDone}, both at {@link #revision()}.
+   */
+  public KvResult query(KvQuery query) {
+    Objects.requireNonNull(query, "query");
+    checkOpen();
+    if (query instanceof KvQuery.Get get) {
+      byte[] record = handle.db.get(dataKey(get.key()), reads);
+      return new KvResult.GetDone(revision, record == null ? null : storedRecord(get.key(), record, true));
+    } else if (query instanceof KvQuery.Range range) {
+      return range(range);
+    }
+    throw new IllegalArgumentException("unknown query " + query.getClass().getName());
+  }
+
+  private KvResult range(KvQuery.Range range) {
+    byte[] prefix = dataKey(range.prefix() == null ? "" : range.prefix());
+    byte[] from = prefix;
+    boolean skipFrom = false;
+    if (range.after() != null) {
+      byte[] after = dataKey(range.after());
+      if (Arrays.compareUnsigned(after, prefix) >= 0) {
+        from = after;
+        skipFrom = true;
+      }
+    }
+    int limit = range.limit();
+    List<KeyValue> kvs = new ArrayList<>(limit > 0 ? Math.min(limit, 256) : 16);
+    boolean more = false;
+    try (DBIterator it = handle.db.iterator(reads)) {
+      it.seek(from);
+      while (it.hasNext()) {
+        Map.Entry<byte[], byte[]> entry = it.next();
+        byte[] key = entry.getKey();
+        if (skipFrom) {
+          skipFrom = false;
+          if (Arrays.equals(key, from)) {
+            continue;
+          }
+        }
+        if (!startsWith(key, prefix)) {
+          break;
+        }
+        if (limit > 0 && kvs.size() == limit) {
+          more = true;
+          break;
+        }
+        kvs.add(storedRecord(storedKey(key), entry.getValue(), true));
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot close an iterator of KV database " + dir, e);
+    }
+    return new KvResult.RangeDone(revision, List.copyOf(kvs), more);
+  }
+
+  /**
+   * Makes everything committed durable: one synced write of the meta record, which LevelDB's
+   * sequential log writes after every earlier one. Returns the index it made durable.
+   */
+  public long sync() {
+    checkOpen();
+    handle.db.put(META_KEY, meta(appliedIndex, appliedTerm, revision, keyCount), synced);
+    return appliedIndex;
+  }
+
+  /**
+   * A consistent view of the committed state, cheap to take (a LevelDB snapshot): its {@link
+   * View#writeTo} may run on another thread while batches keep committing. The caller closes it.
+   */
+  public View view() {
+    checkOpen();
+    if (!handle.acquire()) {
+      throw new IllegalStateException("KV database " + dir + " is closed");
+    }
+    try {
+      return new View(handle, handle.db.getSnapshot(), appliedIndex, appliedTerm, revision, keyCount);
+    } catch (RuntimeException e) {
+      handle.release();
+      throw e;
+    }
+  }
+
+  /**
+   * Replaces the whole state with a stream that {@link View#writeTo} wrote; afterwards the applied
+   * index, term and revision are the stream's. Reads exactly the stream's bytes and no more, so a
+   * trailer may follow it in {@code in} (which should be buffered).
+   *
+   * <p>The new database is built and validated in {@code <dir>.restoring}, synced and closed; only
+   * then is the current one closed and the directories swapped ({@code dir} to {@code <dir>.old},
+   * {@code .restoring} to {@code dir}, {@code .old} deleted) and the new one opened. Views of the
+   * current database still open are told to stop writing ({@link View#writeTo} throws an
+   * IOException) and waited for up to 30 s, until their owners close them.
+   *
+   * @throws IllegalArgumentException with a one-line reason when the bytes are not such a stream
+   *     (wrong magic or format, keys out of order or malformed, a count that does not match, no end
+   *     marker, truncated); the current database is untouched and stays open
+   * @throws IOException when {@code in} fails, or the directories cannot be swapped (the database
+   *     is then reopened as {@link #open} would, at the old or the new state)
+   */
+  public void restore(InputStream in) throws IOException {
+    Objects.requireNonNull(in, "in");
+    checkOpen();
+    Path restoring = sibling(dir, RESTORING);
+    deleteTree(restoring);
+    Meta meta;
+    try {
+      meta = buildFromStream(in, restoring);
+    } catch (IOException | RuntimeException | Error e) {
+      deleteTreeQuietly(restoring);
+      throw e;
+    }
+    Handle old = handle;
+    old.retiring = true;
+    if (!old.awaitOnlyOwner(VIEW_WAIT_MILLIS)) {
+      old.retiring = false;
+      deleteTreeQuietly(restoring);
+      throw new IllegalStateException("KV database " + dir + " cannot be restored: a view of it stayed open "
+          + VIEW_WAIT_MILLIS / 1000 + " s after being asked to stop");
+    }
+    closed = true;
+    generation++;
+    old.release();
+    Path previous = sibling(dir, OLD);
+    try {
+      deleteTree(previous);
+      Files.move(dir, previous, StandardCopyOption.ATOMIC_MOVE);
+      Files.move(restoring, dir, StandardCopyOption.ATOMIC_MOVE);
+      syncDirectory(dir.getParent());
+      deleteTree(previous);
+    } catch (IOException e) {
+      reopen();
+      throw new IOException("KV database " + dir + " could not be swapped for the restored one (now at index "
+          + appliedIndex + "): " + oneLine(e), e);
+    }
+    reopen();
+    if (appliedIndex != meta.index()) {
+      throw new IllegalStateException("KV database " + dir + " reopened at index " + appliedIndex
+          + " after restoring index " + meta.index());
+    }
+  }
+
+  /** Opens {@code dir} again after a restore closed it, recovering as {@link #open} does. */
+  private void reopen() throws IOException {
+    finishInterruptedRestore(dir);
+    Handle reopened = new Handle(openLevelDb(dir));
+    try {
+      adopt(readOrCreateMeta(dir, reopened.db));
+    } catch (RuntimeException e) {
+      reopened.release();
+      throw e;
+    }
+    handle = reopened;
+    closed = false;
+  }
+
+  /**
+   * Closes the database. Views still open keep LevelDB open until the last one is closed; a batch
+   * not committed is dropped.
+   */
+  @Override
+  public void close() {
+    if (!closed) {
+      closed = true;
+      generation++;
+      handle.release();
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "KvDb[" + dir + ", index=" + appliedIndex + ", term=" + appliedTerm + ", revision=" + revision
+        + ", keys=" + keyCount + "]";
+  }
+
+  private void checkOpen() {
+    if (closed) {
+      throw new IllegalStateException("KV database " + dir + " is closed");
+    }
+  }
+
+  private void adopt(Meta meta) {
+    appliedIndex = meta.index();
+    appliedTerm = meta.term();
+    revision = meta.revision();
+    keyCount = meta.keyCount();
+  }
+
+  // ---------------------------------------------------------------- batches
+
+  /** A pending change of one key: {@code kv} null for a delete. */
+  private record Pending(byte[] dbKey, KeyValue kv) {}
+
+  /** What the overlay held for {@code key} before a command changed it (null: nothing). */
+  private record Undo(String key, Pending previous) {}
+
+  /**
+   * Commands applied against the committed state plus their own earlier writes, written by {@link
+   * #commit} all at once with the meta record. Results are exactly {@link KvStore#apply}'s.
+   */
+  public final class Batch {
+    private final Handle db = handle;
+    private final long startGeneration = generation;
+    private final HashMap<String, Pending> overlay = new HashMap<>();
+    private final ArrayList<Undo> undo = new ArrayList<>();
+    private long batchRevision = revision;
+    private long batchKeyCount = keyCount;
+    private boolean done;
+
+    private Batch() {}
+
+    /**
+     * Applies one command, as {@link KvStore#apply}. A command that throws (an
+     * IllegalArgumentException for an unknown command or op) leaves the batch as it was before it,
+     * so the caller can skip it.
+     */
+    public KvResult apply(KvCommand command) {
+      Objects.requireNonNull(command, "command");
+      checkUsable();
+      long revisionBefore = batchRevision;
+      long keyCountBefore = batchKeyCount;
+      undo.clear();
+      try {
+        if (command instanceof KvCommand.Put put) {
+          return put(put);
+        } else if (command instanceof KvCommand.Delete delete) {
+          return delete(delete);
+        } else if (command instanceof KvCommand.Txn txn) {
+          return txn(txn);
+        }
+        throw new IllegalArgumentException("unknown command " + command.getClass().getName());
+      } catch (RuntimeException | Error e) {
+        for (int i = undo.size() - 1; i >= 0; i--) {
+          Undo u = undo.get(i);
+          if (u.previous() == null) {
+            overlay.remove(u.key());
+          } else {
+            overlay.put(u.key(), u.previous());
+          }
+        }
+        undo.clear();
+        batchRevision = revisionBefore;
+        batchKeyCount = keyCountBefore;
+        throw e;
+      }
+    }
+
+    /**
+     * Writes every change of the batch and the meta record (this index and term, the revision and
+     * key count after the batch) in one atomic, unsynced LevelDB write. A batch with no commands
+     * still moves the applied index (a log entry that is no command). The batch is done after it.
+     *
+     * @throws IllegalArgumentException when {@code appliedIndex} is behind the database's
+     * @throws IllegalStateException when the batch is done, or another batch committed (or a
+     *     restore happened) since it began
+     */
+    public void commit(long appliedIndex, long appliedTerm) {
+      checkUsable();
+      if (appliedIndex < KvDb.this.appliedIndex) {
+        throw new IllegalArgumentException("cannot commit index " + appliedIndex + ": KV database " + dir
+            + " is at index " + KvDb.this.appliedIndex);
+      }
+      try (WriteBatch writes = db.db.createWriteBatch()) {
+        for (Pending pending : overlay.values()) {
+          if (pending.kv() == null) {
+            writes.delete(pending.dbKey());
+          } else {
+            writes.put(pending.dbKey(), record(pending.kv()));
+          }
+        }
+        writes.put(META_KEY, meta(appliedIndex, appliedTerm, batchRevision, batchKeyCount));
+        db.db.write(writes, unsynced);
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot release a write batch of KV database " + dir, e);
+      }
+      done = true;
+      generation++;
+      KvDb.this.appliedIndex = appliedIndex;
+      KvDb.this.appliedTerm = appliedTerm;
+      revision = batchRevision;
+      keyCount = batchKeyCount;
+    }
+
+    /** The store revision the batch has reached. */
+    public long revision() {
+      return batchRevision;
+    }
+
+    private void checkUsable() {
+      if (done) {
+        throw new IllegalStateException("this batch of KV database " + dir + " is already committed");
+      }
+      if (closed || startGeneration != generation) {
+        throw new IllegalStateException("KV database " + dir
+            + " changed since this batch began (another batch committed, a restore, or a close)");
+      }
+    }
+
+    private KvResult put(KvCommand.Put put) {
+      byte[] dbKey = dataKey(put.key());
+      KeyValue current = current(put.key(), dbKey, false);
+      long currentModRevision = current == null ? 0 : current.modRevision();
+      boolean modRevisionMismatch = put.ifModRevision() != null && put.ifModRevision() != currentModRevision;
+      if (modRevisionMismatch || (put.ifAbsent() && current != null)) {
+        return new KvResult.PreconditionFailed(currentModRevision);
+      }
+      batchRevision++;
+      write(put.key(), dbKey, put.value(), put.lease(), batchRevision, current);
+      return new KvResult.PutDone(batchRevision, current == null ? null : current.modRevision());
+    }
+
+    private KvResult delete(KvCommand.Delete delete) {
+      if (delete.prefix()) {
+        // ifModRevision has no meaning for a prefix (KvCommand.Delete); KvLimits rejects the mix.
+        long deleted = removePrefix(delete.key());
+        if (deleted > 0) {
+          batchRevision++;
+        }
+        return new KvResult.DeleteDone(batchRevision, deleted);
+      }
+      byte[] dbKey = dataKey(delete.key());
+      KeyValue current = current(delete.key(), dbKey, false);
+      long currentModRevision = current == null ? 0 : current.modRevision();
+      if (delete.ifModRevision() != null && delete.ifModRevision() != currentModRevision) {
+        return new KvResult.PreconditionFailed(currentModRevision);
+      }
+      if (current == null) {
+        return new KvResult.DeleteDone(batchRevision, 0);
+      }
+      remove(delete.key(), dbKey);
+      batchRevision++;
+      return new KvResult.DeleteDone(batchRevision, 1);
+    }
+
+    private KvResult txn(KvCommand.Txn txn) {
+      boolean succeeded = true;
+      for (Compare compare : orEmpty(txn.compare())) {
+        if (!holds(compare)) {
+          succeeded = false;
+          break;
+        }
+      }
+      List<TxnOp> ops = orEmpty(succeeded ? txn.success() : txn.failure());
+      // Every write of the branch carries the next revision; it becomes the store revision only if
+      // the branch changed something. Results are made at the next revision and remade if not.
+      long next = batchRevision + 1;
+      boolean changed = false;
+      KvResult[] results = new KvResult[ops.size()];
+      for (int i = 0; i < results.length; i++) {
+        TxnOp op = ops.get(i);
+        if (op instanceof TxnOp.Put put) {
+          byte[] dbKey = dataKey(put.key());
+          KeyValue current = current(put.key(), dbKey, false);
+          write(put.key(), dbKey, put.value(), put.lease(), next, current);
+          changed = true;
+          results[i] = new KvResult.PutDone(next, current == null ? null : current.modRevision());
+        } else if (op instanceof TxnOp.Get get) {
+          results[i] = new KvResult.GetDone(next, current(get.key(), dataKey(get.key()), true));
+        } else if (op instanceof TxnOp.Delete delete) {
+          long deleted;
+          if (delete.prefix()) {
+            deleted = removePrefix(delete.key());
+          } else {
+            byte[] dbKey = dataKey(delete.key());
+            deleted = current(delete.key(), dbKey, false) == null ? 0 : 1;
+            if (deleted == 1) {
+              remove(delete.key(), dbKey);
+            }
+          }
+          changed |= deleted > 0;
+          results[i] = new KvResult.DeleteDone(next, deleted);
+        } else {
+          throw new IllegalArgumentException("unknown txn op " + (op == null ? "null" : op.getClass().getName()));
+        }
+      }
+      if (changed) {
+        batchRevision = next;
+      } else {
+        // only reads and deletes that found nothing: all at the unchanged revision
+        for (int i = 0; i < results.length; i++) {
+          if (results[i] instanceof KvResult.GetDone get) {
+            results[i] = new KvResult.GetDone(batchRevision, get.kv());
+          } else if (results[i] instanceof KvResult.DeleteDone delete) {
+            results[i] = new KvResult.DeleteDone(batchRevision, delete.deleted());
+          }
+        }
+      }
+      return new KvResult.TxnDone(succeeded, batchRevision, List.of(results));
+    }
+
+    private boolean holds(Compare compare) {
+      boolean byValue = compare.target() == Compare.Target.VALUE;
+      KeyValue kv = current(compare.key(), dataKey(compare.key()), byValue);
+      int order;
+      if (byValue) {
+        order = compareValues(kv == null ? null : kv.value(), compare.value());
+      } else {
+        long actual = kv == null ? 0 : switch (compare.target()) {
+          case VERSION -> kv.version();
+          case CREATE_REVISION -> kv.createRevision();
+          case MOD_REVISION -> kv.modRevision();
+          case LEASE -> kv.lease();
+          case VALUE -> throw new AssertionError("handled above");
+        };
+        order = Long.compare(actual, compare.number());
+      }
+      return switch (compare.op()) {
+        case EQUAL -> order == 0;
+        case NOT_EQUAL -> order != 0;
+        case LESS -> order < 0;
+        case GREATER -> order > 0;
+      };
+    }
+
+    /**
+     * The key as this batch sees it: its own pending write, else the committed record. Without
+     * {@code withValue} the value is left out (null): enough for the bookkeeping of a write.
+     */
+    private KeyValue current(String key, byte[] dbKey, boolean withValue) {
+      Pending pending = overlay.get(key);
+      if (pending != null) {
+        return pending.kv();
+      }
+      byte[] record = db.db.get(dbKey, reads);
+      return record == null ? null : storedRecord(key, record, withValue);
+    }
+
+    private void write(String key, byte[] dbKey, byte[] value, long lease, long rev, KeyValue current) {
+      KeyValue kv = current == null
+          ? new KeyValue(key, value, rev, rev, 1, lease)
+          : new KeyValue(key, value, current.createRevision(), rev, current.version() + 1, lease);
+      undo.add(new Undo(key, overlay.put(key, new Pending(dbKey, kv))));
+      if (current == null) {
+        batchKeyCount++;
+      }
+    }
+
+    /** Deletes a key that exists (as this batch sees it). */
+    private void remove(String key, byte[] dbKey) {
+      undo.add(new Undo(key, overlay.put(key, new Pending(dbKey, null))));
+      batchKeyCount--;
+    }
+
+    /** Deletes every key starting with {@code prefix}, committed or pending; returns how many went. */
+    private long removePrefix(String prefix) {
+      byte[] start = dataKey(prefix);
+      long removed = 0;
+      try (DBIterator it = db.db.iterator(reads)) {
+        it.seek(start);
+        while (it.hasNext()) {
+          byte[] dbKey = it.next().getKey();
+          if (!startsWith(dbKey, start)) {
+            break;
+          }
+          String key = storedKey(dbKey);
+          if (!overlay.containsKey(key)) { // a pending write or delete decides below
+            remove(key, dbKey);
+            removed++;
+          }
+        }
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot close an iterator of KV database " + dir, e);
+      }
+      for (Map.Entry<String, Pending> entry : overlay.entrySet()) {
+        Pending pending = entry.getValue();
+        if (pending.kv() != null && startsWith(pending.dbKey(), start)) {
+          undo.add(new Undo(entry.getKey(), pending));
+          entry.setValue(new Pending(pending.dbKey(), null));
+          batchKeyCount--;
+          removed++;
+        }
+      }
+      return removed;
+    }
+  }
+
+  /** Null (a missing key) sorts before every array; arrays compare as unsigned bytes. */
+  private static int compareValues(byte[] a, byte[] b) {
+    if (a == null || b == null) {
+      return a == b ? 0 : (a == null ? -1 : 1);
+    }
+    return Arrays.compareUnsigned(a, b);
+  }
+
+  private static <T> List<T> orEmpty(List<T> list) {
+    return list == null ? List.of() : list;
+  }
+
+  // ---------------------------------------------------------------- views
+
+  /**
+   * The committed state at one index, read from a LevelDB snapshot: later commits do not show in
+   * it. {@link #writeTo} may run on any thread; {@link #close} waits for a writeTo in progress.
+   */
+  public final class View implements AutoCloseable {
+    private final Handle db;
+    private final Snapshot snapshot;
+    private final long index;
+    private final long term;
+    private final long revision;
+    private final long keyCount;
+    private boolean closed;
+
+    private View(Handle db, Snapshot snapshot, long index, long term, long revision, long keyCount) {
+      this.db = db;
+      this.snapshot = snapshot;
+      this.index = index;
+      this.term = term;
+      this.revision = revision;
+      this.keyCount = keyCount;
+    }
+
+    /** The applied index the view is at. */
+    public long index() {
+      return index;
+    }
+
+    /** The term of the entry at {@link #index()}. */
+    public long term() {
+      return term;
+    }
+
+    /** The store revision at {@link #index()}. */
+    public long revision() {
+      return revision;
+    }
+
+    /** The number of keys at {@link #index()}. */
+    public long keyCount() {
+      return keyCount;
+    }
+
+    /**
+     * Writes the whole view, what {@link KvDb#restore} reads: the ints "RKVD" and format 1; the
+     * applied index, term, revision and key count as longs; per key in key order its UTF-8 bytes and
+     * its value record, each as a varint length and the bytes; the int "RKVE". No checksum: the
+     * caller adds one. Flushes {@code out} and leaves it open.
+     *
+     * @throws IOException when {@code out} fails, LevelDB cannot read the snapshot, or a restore is
+     *     replacing the database (the view should then be closed)
+     */
+    public synchronized void writeTo(OutputStream out) throws IOException {
+      if (closed) {
+        throw new IllegalStateException("this view of KV database " + dir + " is closed");
+      }
+      // never closed: the caller's stream stays open
+      DataOutputStream data = new DataOutputStream(new BufferedOutputStream(out, 1 << 16));
+      data.writeInt(STREAM_MAGIC);
+      data.writeInt(STREAM_FORMAT);
+      data.writeLong(index);
+      data.writeLong(term);
+      data.writeLong(revision);
+      data.writeLong(keyCount);
+      long written = 0;
+      ReadOptions options = new ReadOptions().snapshot(snapshot).fillCache(false).verifyChecksums(true);
+      try (DBIterator it = db.db.iterator(options)) {
+        it.seek(DATA_START);
+        while (it.hasNext()) {
+          Map.Entry<byte[], byte[]> entry = it.next();
+          byte[] key = entry.getKey();
+          if (key.length == 0 || key[0] != DATA) {
+            break;
+          }
+          if (db.retiring) {
+            throw new IOException("KV database " + dir + " is being replaced by a restore; close this view");
+          }
+          byte[] record = entry.getValue();
+          varint(data, key.length - 1);
+          data.write(key, 1, key.length - 1);
+          varint(data, record.length);
+          data.write(record);
+          written++;
+        }
+      } catch (RuntimeException e) { // LevelDB's DBException: a corrupt file, say
+        throw new IOException("cannot read KV database " + dir + ": " + oneLine(e), e);
+      }
+      if (written != keyCount) {
+        throw new IOException("KV database " + dir + " holds " + written + " keys at index " + index
+            + " but its meta record counts " + keyCount);
+      }
+      data.writeInt(STREAM_END);
+      data.flush();
+    }
+
+    /** Releases the snapshot; idempotent. Waits for a {@link #writeTo} in progress on another thread. */
+    @Override
+    public synchronized void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      try {
+        snapshot.close();
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot release a snapshot of KV database " + dir, e);
+      } finally {
+        db.release();
+      }
+    }
+
+    @Override
+    public String toString() {
+      return "KvDb.View[" + dir + ", index=" + index + ", term=" + term + ", revision=" + revision + "]";
+    }
+  }
+
+  private static void varint(DataOutputStream out, int v) throws IOException {
+    while ((v & ~0x7F) != 0) {
+      out.write((v & 0x7F) | 0x80);
+      v >>>= 7;
+    }
+    out.write(v);
+  }
+
+  // ---------------------------------------------------------------- restore
+
+  /**
+   * Reads a {@link View#writeTo} stream into a new database at {@code target}, checking it as it
+   * goes, and writes its meta record last, synced: a {@code .restoring} database that holds a
+   * meta record is complete.
+   */
+  private static Meta buildFromStream(InputStream in, Path target) throws IOException {
+    DataInputStream data = new DataInputStream(in);
+    try {
+      int magic = data.readInt();
+      if (magic != STREAM_MAGIC) {
+        throw badStream(String.format("magic is 0x%08x, expected 0x%08x", magic, STREAM_MAGIC));
+      }
+      int format = data.readInt();
+      if (format != STREAM_FORMAT) {
+        throw badStream("format " + format + " is not supported, this build reads format " + STREAM_FORMAT);
+      }
+      Meta meta = new Meta(data.readLong(), data.readLong(), data.readLong(), data.readLong());
+      if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0) {
+        throw badStream("the header has a negative field: " + meta);
+      }
+      try (DB db = JniDBFactory.factory.open(target.toFile(), options(true))) {
+        WriteOptions unsynced = new WriteOptions().sync(false);
+        WriteBatch batch = db.createWriteBatch();
+        try {
+          int batchBytes = 0;
+          byte[] previous = null;
+          for (long i = 0; i < meta.keyCount(); i++) {
+            byte[] key = readBytes(data, readVarint(data));
+            if (!Arrays.equals(encodeKey(decodeKey(key, 0), 0), key)) {
+              throw badStream("key " + i + " is not UTF-8 as this store writes it");
+            }
+            if (previous != null && Arrays.compareUnsigned(previous, key) >= 0) {
+              throw badStream("keys are not in strictly increasing order at key " + i);
+            }
+            byte[] record = readBytes(data, readVarint(data));
+            checkRecord(record, meta.revision(), i);
+            byte[] dbKey = new byte[key.length + 1];
+            dbKey[0] = DATA;
+            System.arraycopy(key, 0, dbKey, 1, key.length);
+            batch.put(dbKey, record);
+            batchBytes += dbKey.length + record.length;
+            if (batchBytes >= RESTORE_BATCH_BYTES) {
+              db.write(batch, unsynced);
+              batch.close();
+              batch = db.createWriteBatch();
+              batchBytes = 0;
+            }
+            previous = key;
+          }
+          int end = data.readInt();
+          if (end != STREAM_END) {
+            throw badStream(String.format("0x%08x follows key %d where the end marker belongs (more keys than the "
+                + "header's %d, or corrupt)", end, meta.keyCount(), meta.keyCount()));
+          }
+          db.write(batch, unsynced);
+        } finally {
+          batch.close();
+        }
+        db.put(META_KEY, meta(meta.index(), meta.term(), meta.revision(), meta.keyCount()),
+            new WriteOptions().sync(true));
+      }
+      return meta;
+    } catch (EOFException e) {
+      throw badStream("the stream is truncated");
+    }
+  }
+
+  private static IllegalArgumentException badStream(String reason) {
+    return new IllegalArgumentException("not a KV database stream: " + reason);
+  }
+
+  private static int readVarint(DataInputStream in) throws IOException {
+    int v = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+      int x = in.readUnsignedByte();
+      if (shift == 28 && (x & 0xF8) != 0) {
+        throw badStream("a length over 31 bits");
+      }
+      v |= (x & 0x7F) << shift;
+      if ((x & 0x80) == 0) {
+        return v;
+      }
+    }
+    throw new AssertionError("the fifth byte ends every varint");
+  }
+
+  /**
+   * Reads {@code length} bytes. Beyond 1 MiB the buffer grows as the bytes arrive, so a corrupt
+   * length prefix ends in "truncated", not in an OutOfMemoryError.
+   */
+  private static byte[] readBytes(DataInputStream in, int length) throws IOException {
+    if (length <= 1 << 20) {
+      byte[] bytes = new byte[length];
+      in.readFully(bytes);
+      return bytes;
+    }
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream(1 << 20);
+    byte[] chunk = new byte[1 << 16];
+    int left = length;
+    while (left > 0) {
+      int n = in.read(chunk, 0, Math.min(left, chunk.length));
+      if (n < 0) {
+        throw new EOFException();
+      }
+      bytes.write(chunk, 0, n);
+      left -= n;
+    }
+    return bytes.toByteArray();
+  }
+
+  private static void checkRecord(byte[] record, long revision, long i) {
+    KeyValue kv;
+    try {
+      kv = decodeRecord("", record, false);
+    } catch (IllegalArgumentException e) {
+      throw badStream("the value of key " + i + " is corrupt: " + e.getMessage());
+    }
+    if (kv.createRevision() < 1 || kv.createRevision() > kv.modRevision() || kv.modRevision() > revision
+        || kv.version() < 1) {
+      throw badStream("key " + i + " has createRevision " + kv.createRevision() + ", modRevision "
+          + kv.modRevision() + " and version " + kv.version() + " at store revision " + revision);
+    }
+  }
+
+  // ---------------------------------------------------------------- directories and the meta record
+
+  /** The applied index and term, store revision and key count: the meta record's fields. */
+  private record Meta(long index, long term, long revision, long keyCount) {}
+
+  private static Options options(boolean create) {
+    return new Options()
+        .createIfMissing(create)
+        .paranoidChecks(true)
+        .compressionType(CompressionType.SNAPPY)
+        .cacheSize(8L << 20)
+        .writeBufferSize(4 << 20)
+        .maxOpenFiles(256);
+  }
+
+  /**
+   * Opens LevelDB in {@code dir}: created there only when {@code dir} is absent or empty, so a
+   * directory of other files is refused rather than gaining a database beside them.
+   */
+  private static DB openLevelDb(Path dir) throws IOException {
+    boolean create = !Files.exists(dir) || isEmptyDirectory(dir);
+    if (Files.exists(dir) && !Files.isDirectory(dir)) {
+      throw new IllegalStateException("KV database " + dir + " is not a directory");
+    }
+    try {
+      return JniDBFactory.factory.open(dir.toFile(), options(create));
+    } catch (IOException | RuntimeException e) {
+      String reason = oneLine(e);
+      if (reason.contains("does not exist")) {
+        reason = "it holds files but no LevelDB database (" + reason + ")";
+      }
+      throw new IllegalStateException("KV database " + dir + " cannot be opened: " + reason, e);
+    }
+  }
+
+  /**
+   * The meta record of a database just opened. A database with no record at all is new (LevelDB
+   * creates its files before the first meta record is written, and a crash may fall in between):
+   * it gets a meta record at index 0. One with keys but no meta record, or a foreign one, is
+   * refused.
+   */
+  private static Meta readOrCreateMeta(Path dir, DB db) {
+    byte[] record;
+    try {
+      record = db.get(META_KEY);
+    } catch (RuntimeException e) {
+      throw new IllegalStateException("KV database " + dir + " is unreadable: " + oneLine(e), e);
+    }
+    if (record == null) {
+      boolean empty;
+      try (DBIterator it = db.iterator()) {
+        it.seekToFirst();
+        empty = !it.hasNext();
+      } catch (IOException | RuntimeException e) {
+        throw new IllegalStateException("KV database " + dir + " is unreadable: " + oneLine(e), e);
+      }
+      if (!empty) {
+        throw new IllegalStateException(
+            "KV database " + dir + " is not a raftkv KV database: it is a LevelDB without a raftkv meta record");
+      }
+      Meta meta = new Meta(0, 0, 0, 0);
+      db.put(META_KEY, meta(0, 0, 0, 0), new WriteOptions().sync(true));
+      return meta;
+    }
+    ByteBuffer b = ByteBuffer.wrap(record);
+    if (record.length < 8 || b.getInt(0) != META_MAGIC) {
+      throw new IllegalStateException("KV database " + dir + " is not a raftkv KV database: its meta record is foreign");
+    }
+    if (b.getInt(4) != META_FORMAT) {
+      throw new IllegalStateException("KV database " + dir + " has format " + b.getInt(4)
+          + ", this build reads format " + META_FORMAT);
+    }
+    if (record.length != META_BYTES) {
+      throw new IllegalStateException("KV database " + dir + " is corrupt: its meta record has "
+          + record.length + " bytes, expected " + META_BYTES);
+    }
+    Meta meta = new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32));
+    if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0) {
+      throw new IllegalStateException("KV database " + dir + " is corrupt: its meta record says " + meta);
+    }
+    return meta;
+  }
+
+  private static byte[] meta(long index, long term, long revision, long keyCount) {
+    return ByteBuffer.allocate(META_BYTES)
+        .putInt(META_MAGIC).putInt(META_FORMAT).putLong(index).putLong(term).putLong(revision).putLong(keyCount)
+        .array();
+  }
+
+  /**
+   * Finishes or undoes a {@link #restore} that a crash interrupted, then removes its leftovers. A
+   * restore renames {@code dir} to {@code .old} only after {@code .restoring} is complete, and a
+   * complete {@code .restoring} is one holding a meta record (written last, synced). So: when
+   * {@code dir} is missing and {@code .old} exists, the crash fell inside the swap; a {@code
+   * .restoring} with a meta record then becomes {@code dir}, and otherwise (which a restore never
+   * leaves) {@code .old} goes back. When {@code dir} exists, a {@code .restoring} is a restore that
+   * never swapped, and a {@code .old} one that swapped but did not delete it: both are deleted.
+   */
+  static void finishInterruptedRestore(Path dir) throws IOException {
+    Path restoring = sibling(dir, RESTORING);
+    Path old = sibling(dir, OLD);
+    if (!Files.exists(dir) && Files.isDirectory(old)) {
+      if (Files.isDirectory(restoring) && holdsMeta(restoring)) {
+        Files.move(restoring, dir, StandardCopyOption.ATOMIC_MOVE);
+      } else {
+        Files.move(old, dir, StandardCopyOption.ATOMIC_MOVE);
+      }
+      syncDirectory(dir.getParent());
+    }
+    deleteTree(restoring);
+    deleteTree(old);
+  }
+
+  private static boolean holdsMeta(Path db) {
+    try (DB opened = JniDBFactory.factory.open(db.toFile(), options(false))) {
+      byte[] record = opened.get(META_KEY);
+      return record != null && record.length == META_BYTES && ByteBuffer.wrap(record).getInt() == META_MAGIC;
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  private static Path sibling(Path dir, String suffix) {
+    return dir.resolveSibling(dir.getFileName() + suffix);
+  }
+
+  private static boolean isEmptyDirectory(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return false;
+    }
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
+      return !entries.iterator().hasNext();
+    }
+  }
+
+  private static void deleteTree(Path root) throws IOException {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> paths = Files.walk(root)) {
+      for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(path);
+      }
+    }
+  }
+
+  private static void deleteTreeQuietly(Path root) {
+    try {
+      deleteTree(root);
+    } catch (IOException e) {
+      // the next open deletes it
+    }
+  }
+
+  /** Makes renames in {@code dir} durable, where the platform allows opening a directory. */
+  private static void syncDirectory(Path dir) {
+    try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ)) {
+      channel.force(true);
+    } catch (IOException e) {
+      // not every platform can fsync a directory
+    }
+  }
+
+  private static String oneLine(Throwable e) {
+    String message = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    return message.replaceAll("[\\r\\n]+", " ").trim();
+  }
+
+  // ---------------------------------------------------------------- keys and value records
+
+  /** The LevelDB key of {@code key}: {@code 'k'} and its UTF-8 bytes. */
+  private static byte[] dataKey(String key) {
+    return encodeKey(key, 1);
+  }
+
+  /** The key of a LevelDB data key; a malformed one means the database is corrupt. */
+  private String storedKey(byte[] dbKey) {
+    try {
+      return decodeKey(dbKey, 1);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalStateException("KV database " + dir + " is corrupt: " + e.getMessage());
+    }
+  }
+
+  /** The KeyValue of a stored value record; a malformed one means the database is corrupt. */
+  private KeyValue storedRecord(String key, byte[] record, boolean withValue) {
+    try {
+      return decodeRecord(key, record, withValue);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalStateException("KV database " + dir + " is corrupt at key '" + key + "': " + e.getMessage());
+    }
+  }
+
+  private static boolean startsWith(byte[] bytes, byte[] prefix) {
+    return bytes.length >= prefix.length
+        && Arrays.equals(bytes, 0, prefix.length, prefix, 0, prefix.length);
+  }
+
+  /**
+   * {@code skip} zero bytes then UTF-8 of {@code key}, an unpaired surrogate written as its own
+   * three-byte sequence (as {@link KvStore}'s snapshot does), so that every Java string is a key.
+   */
+  private static byte[] encodeKey(String key, int skip) {
+    byte[] bytes = new byte[skip + KvStore.utf8Length(key)];
+    if (skip > 0) {
+      bytes[0] = DATA;
+    }
+    int at = skip;
+    for (int i = 0; i < key.length(); ) {
+      int cp = key.codePointAt(i);
+      i += Character.charCount(cp);
+      if (cp < 0x80) {
+        bytes[at++] = (byte) cp;
+      } else if (cp < 0x800) {
+        bytes[at++] = (byte) (0xC0 | cp >> 6);
+        bytes[at++] = (byte) (0x80 | cp & 0x3F);
+      } else if (cp < 0x10000) {
+        bytes[at++] = (byte) (0xE0 | cp >> 12);
+        bytes[at++] = (byte) (0x80 | cp >> 6 & 0x3F);
+        bytes[at++] = (byte) (0x80 | cp & 0x3F);
+      } else {
+        bytes[at++] = (byte) (0xF0 | cp >> 18);
+        bytes[at++] = (byte) (0x80 | cp >> 12 & 0x3F);
+        bytes[at++] = (byte) (0x80 | cp >> 6 & 0x3F);
+        bytes[at++] = (byte) (0x80 | cp & 0x3F);
+      }
+    }
+    return bytes;
+  }
+
+  /** Reads what {@link #encodeKey} wrote from {@code from} on; IllegalArgumentException when it is no such UTF-8. */
+  private static String decodeKey(byte[] bytes, int from) {
+    StringBuilder key = new StringBuilder(bytes.length - from);
+    for (int i = from; i < bytes.length; ) {
+      int lead = bytes[i++] & 0xFF;
+      if (lead < 0x80) {
+        key.append((char) lead);
+        continue;
+      }
+      int continuations;
+      int cp;
+      if ((lead & 0xE0) == 0xC0) {
+        continuations = 1;
+        cp = lead & 0x1F;
+      } else if ((lead & 0xF0) == 0xE0) {
+        continuations = 2;
+        cp = lead & 0x0F;
+      } else if ((lead & 0xF8) == 0xF0) {
+        continuations = 3;
+        cp = lead & 0x07;
+      } else {
+        throw new IllegalArgumentException("a key is not UTF-8");
+      }
+      for (int k = 0; k < continuations; k++) {
+        if (i == bytes.length || (bytes[i] & 0xC0) != 0x80) {
+          throw new IllegalArgumentException("a key is not UTF-8");
+        }
+        cp = cp << 6 | bytes[i++] & 0x3F;
+      }
+      if (cp > Character.MAX_CODE_POINT) {
+        throw new IllegalArgumentException("a key is not UTF-8");
+      }
+      key.appendCodePoint(cp);
+    }
+    return key.toString();
+  }
+
+  /**
+   * A value record: a flag byte (1: the value is null), createRevision, modRevision, version and
+   * lease as unsigned LEB128 varints of their 64 bits, then the value's bytes to the end.
+   */
+  private static byte[] record(KeyValue kv) {
+    byte[] value = kv.value();
+    int length = 1 + varlongBytes(kv.createRevision()) + varlongBytes(kv.modRevision())
+        + varlongBytes(kv.version()) + varlongBytes(kv.lease()) + (value == null ? 0 : value.length);
+    byte[] record = new byte[length];
+    record[0] = (byte) (value == null ? 1 : 0);
+    int at = 1;
+    at = putVarlong(record, at, kv.createRevision());
+    at = putVarlong(record, at, kv.modRevision());
+    at = putVarlong(record, at, kv.version());
+    at = putVarlong(record, at, kv.lease());
+    if (value != null) {
+      System.arraycopy(value, 0, record, at, value.length);
+    }
+    return record;
+  }
+
+  private static KeyValue decodeRecord(String key, byte[] record, boolean withValue) {
+    if (record.length < 5) {
+      throw new IllegalArgumentException("a value record of " + record.length + " bytes is too short");
+    }
+    int flags = record[0];
+    if (flags != 0 && flags != 1) {
+      throw new IllegalArgumentException("a value record has flags " + flags);
+    }
+    long[] at = {1};
+    long createRevision = getVarlong(record, at);
+    long modRevision = getVarlong(record, at);
+    long version = getVarlong(record, at);
+    long lease = getVarlong(record, at);
+    int valueStart = (int) at[0];
+    if (flags == 1 && valueStart != record.length) {
+      throw new IllegalArgumentException("a value record of a null value has " + (record.length - valueStart)
+          + " bytes of value");
+    }
+    byte[] value = flags == 1 || !withValue ? null : Arrays.copyOfRange(record, valueStart, record.length);
+    return new KeyValue(key, value, createRevision, modRevision, version, lease);
+  }
+
+  private static int varlongBytes(long v) {
+    int n = 1;
+    while ((v & ~0x7FL) != 0) {
+      v >>>= 7;
+      n++;
+    }
+    return n;
+  }
+
+  private static int putVarlong(byte[] into, int at, long v) {
+    while ((v & ~0x7FL) != 0) {
+      into[at++] = (byte) ((v & 0x7F) | 0x80);
+      v >>>= 7;
+    }
+    into[at++] = (byte) v;
+    return at;
+  }
+
+  /** A varlong at {@code at[0]}, which it advances; IllegalArgumentException past the end or beyond 64 bits. */
+  private static long getVarlong(byte[] from, long[] at) {
+    int pos = (int) at[0];
+    long v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos >= from.length) {
+        throw new IllegalArgumentException("a value record ends inside a number");
+      }
+      int x = from[pos++] & 0xFF;
+      if (shift == 63 && (x & 0xFE) != 0) {
+        throw new IllegalArgumentException("a value record holds a number over 64 bits");
+      }
+      v |= (long) (x & 0x7F) << shift;
+      if ((x & 0x80) == 0) {
+        at[0] = pos;
+        return v;
+      }
+    }
+    throw new AssertionError("the tenth byte ends every varlong");
+  }
+
+  // ---------------------------------------------------------------- the LevelDB handle
+
+  /**
+   * One open LevelDB and who uses it: the database itself and each open view. LevelDB is closed
+   * when the last of them lets go, so a view on another thread never reads a closed database
+   * (which would crash the JVM, not throw).
+   */
+  private static final class Handle {
+    final DB db;
+    private final AtomicInteger refs = new AtomicInteger(1);
+    /** Set by a restore that waits to replace this database: views stop writing. */
+    volatile boolean retiring;
+
+    Handle(DB db) {
+      this.db = db;
+    }
+
+    boolean acquire() {
+      while (true) {
+        int n = refs.get();
+        if (n == 0) {
+          return false;
+        }
+        if (refs.compareAndSet(n, n + 1)) {
+          return true;
+        }
+      }
+    }
+
+    void release() {
+      if (refs.decrementAndGet() == 0) {
+        try {
+          db.close();
+        } catch (IOException e) {
+          throw new UncheckedIOException("cannot close a KV database", e);
+        }
+      }
+    }
+
+    /** Waits until only the owner holds the handle (every view closed); false after {@code millis}. */
+    boolean awaitOnlyOwner(long millis) {
+      long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+      while (refs.get() > 1) {
+        if (System.nanoTime() > deadline) {
+          return false;
+        }
+        try {
+          Thread.sleep(5);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return false;
+        }
+      }
+      return true;
+    }
+  }
+}

@@ -1,0 +1,161 @@
+package raftkv.node;
+
+import raftkv.kv.KvCodec;
+import raftkv.kv.KvCommand;
+import raftkv.kv.KvDb;
+import raftkv.kv.KvQuery;
+import raftkv.raft.StateMachine;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The key-value store as Raft's {@link StateMachine}: {@link KvDb} on disk, with commands, queries
+ * and replies in {@link KvCodec}'s bytes. The wiring between the two layers (DESIGN.md §1): raft
+ * knows only bytes, kv knows nothing of raft.
+ *
+ * <p>All entries of one {@link #apply} call go into one {@link KvDb.Batch}, committed with the
+ * index and term of the last: one LevelDB write per call, whatever the number of entries. An entry
+ * whose command cannot be decoded, or that the store refuses with an IllegalArgumentException, is
+ * refused and leaves no trace; every node refuses it the same way.
+ *
+ * <p>Threading as {@link StateMachine}: one thread calls everything but a snapshot's methods.
+ */
+public final class KvStateMachine implements StateMachine {
+  private final KvDb db;
+
+  private KvStateMachine(KvDb db) {
+    this.db = db;
+  }
+
+  /**
+   * Opens (or creates) the state in {@code dir}.
+   *
+   * @throws IllegalStateException with a one-line reason when {@code dir} is no KV database
+   */
+  public static KvStateMachine open(Path dir) {
+    return new KvStateMachine(KvDb.open(dir));
+  }
+
+  /** The database underneath, for status (its revision, key count) and tests. */
+  public KvDb db() {
+    return db;
+  }
+
+  @Override
+  public long appliedIndex() {
+    return db.appliedIndex();
+  }
+
+  @Override
+  public long appliedTerm() {
+    return db.appliedTerm();
+  }
+
+  /**
+   * Applies the entries in one batch. Entries must follow on from {@link #appliedIndex()} one by
+   * one: anything else is a bug in the caller that would make this node's state diverge, so it
+   * throws IllegalStateException and applies nothing.
+   */
+  @Override
+  public List<Result> apply(List<Entry> entries) {
+    if (entries.isEmpty()) {
+      return List.of();
+    }
+    long expected = db.appliedIndex() + 1;
+    for (Entry entry : entries) {
+      if (entry.index() != expected) {
+        throw new IllegalStateException("entry " + entry.index() + " does not follow on: expected index " + expected
+            + " (the KV state is at " + db.appliedIndex() + ")");
+      }
+      expected++;
+    }
+    KvDb.Batch batch = db.batch();
+    List<Result> results = new ArrayList<>(entries.size());
+    for (Entry entry : entries) {
+      if (entry.command() == null) {
+        results.add(Result.ok(null));
+        continue;
+      }
+      KvCommand command;
+      try {
+        command = KvCodec.decodeCommand(entry.command());
+      } catch (IllegalArgumentException e) {
+        results.add(Result.refused(e.getMessage()));
+        continue;
+      }
+      try {
+        results.add(Result.ok(KvCodec.encode(batch.apply(command))));
+      } catch (IllegalArgumentException e) {
+        results.add(Result.refused(e.getMessage()));
+      }
+    }
+    Entry last = entries.get(entries.size() - 1);
+    batch.commit(last.index(), last.term());
+    return results;
+  }
+
+  /** Decodes a {@link KvCodec} query, answers it from the applied state, encodes the result. */
+  @Override
+  public byte[] query(byte[] query) {
+    KvQuery decoded = KvCodec.decodeQuery(query);
+    return KvCodec.encode(db.query(decoded));
+  }
+
+  @Override
+  public long sync() {
+    return db.sync();
+  }
+
+  @Override
+  public Snapshot snapshot() {
+    return new ViewSnapshot(db.view());
+  }
+
+  @Override
+  public void restore(InputStream in) throws IOException {
+    db.restore(in);
+  }
+
+  @Override
+  public long sizeBytes() {
+    return db.diskBytes();
+  }
+
+  @Override
+  public void close() {
+    db.close();
+  }
+
+  @Override
+  public String toString() {
+    return "KvStateMachine[" + db + "]";
+  }
+
+  /** A {@link KvDb.View} as Raft's snapshot (kv does not know raft's interface). */
+  private record ViewSnapshot(KvDb.View view) implements Snapshot {
+    @Override
+    public long index() {
+      return view.index();
+    }
+
+    @Override
+    public long term() {
+      return view.term();
+    }
+
+    @Override
+    public void writeTo(OutputStream out) throws IOException {
+      view.writeTo(out);
+    }
+
+    @Override
+    public void close() {
+      view.close();
+    }
+  }
+}
