@@ -23,6 +23,12 @@ public interface RaftKv {
    */
   CompletionStage<KvResult> read(KvQuery query, Consistency consistency);
 
+  /**
+   * Makes this node's state machine durable and compacts its log now (API.md §5); when nothing
+   * was applied since the last snapshot, completes with that one.
+   */
+  CompletionStage<SnapshotInfo> snapshot();
+
   /** This node's view of the cluster (API.md §5). */
   CompletionStage<ClusterStatus> status();
 

@@ -179,7 +179,8 @@ public final class HttpApi {
             put(() -> putKey(request)),
             delete(() -> deleteKey(request))))),
         path("txn", () -> post(() -> extractRequest(this::txn))),
-        path(segment("cluster").slash("status"), () -> get(this::status))));
+        path(segment("cluster").slash("status"), () -> get(this::status)),
+        path(segment("cluster").slash("snapshot"), () -> post(this::snapshot))));
     Route healthRoute = path("health", () -> get(this::health));
     Route routes = faultInjectionEnabled()
         ? concat(kvRoutes, healthRoute, new FaultInjection(system).route())
@@ -387,6 +388,12 @@ public final class HttpApi {
 
   private Route status() {
     return respond(Call.INFO, () -> kv.status().thenApply(status -> HttpResponse.create().withEntity(Json.status(status))));
+  }
+
+  /** POST /v1/cluster/snapshot: {"index","term","bytes"} of the snapshot taken (or the last, when nothing changed). */
+  private Route snapshot() {
+    return respond(Call.INFO, () -> kv.snapshot().thenApply(info -> HttpResponse.create().withEntity(
+        Json.snapshot(info))));
   }
 
   private Route health() {

@@ -190,6 +190,17 @@ final class Json {
     json.writeEndObject();
   }
 
+  /** POST /v1/cluster/snapshot (API.md §5). */
+  static HttpEntity.Strict snapshot(raftkv.client.SnapshotInfo info) {
+    return entity(json -> {
+      json.writeStartObject();
+      json.writeNumberField("index", info.index());
+      json.writeNumberField("term", info.term());
+      json.writeNumberField("bytes", info.bytes());
+      json.writeEndObject();
+    });
+  }
+
   /** GET /v1/cluster/status, with the field names of API.md §5; a member's unknown progress is left out. */
   static HttpEntity.Strict status(ClusterStatus status) {
     return entity(json -> {

@@ -192,7 +192,9 @@ public final class RaftKvNode implements RaftKv {
    * Makes the state machine durable and compacts the log now (POST /v1/cluster/snapshot): the
    * snapshot's index, term and size in bytes.
    */
-  public CompletionStage<RaftNode.SnapshotTaken> snapshot() {
-    return Stages.direct(AskPattern.ask(node, RaftNode.TakeSnapshot::new, timeout, system.scheduler()));
+  @Override
+  public CompletionStage<raftkv.client.SnapshotInfo> snapshot() {
+    return Stages.direct(AskPattern.<RaftNode.Command, RaftNode.SnapshotTaken>ask(node, RaftNode.TakeSnapshot::new,
+        timeout, system.scheduler())).thenApply(t -> new raftkv.client.SnapshotInfo(t.index(), t.term(), t.bytes()));
   }
 }

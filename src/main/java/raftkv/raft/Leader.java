@@ -47,6 +47,8 @@ final class Leader extends Role {
   private SnapshotFile.Header snapshotHeader;
   private java.nio.file.Path snapshotFile;
   private boolean snapshotFileWriting;
+  /** Entries up to here had gone to the applier when the file was asked for: it holds at least those. */
+  private long snapshotFileFrom;
   /** Whether the state machine was told of this leadership (once the no-op committed). */
   private boolean announced;
 
@@ -278,6 +280,7 @@ final class Leader extends Role {
         || !java.nio.file.Files.exists(snapshotFile)) {
       if (!snapshotFileWriting) {
         snapshotFileWriting = true;
+        snapshotFileFrom = s.applying.sentIndex;
         s.applying.applier().tell(new Applier.WriteSnapshotFile(s.snapshotDir, s.peers.voters(), s.ctx.getSelf()));
       }
       return; // onSnapshotFileReady starts it
@@ -378,8 +381,8 @@ final class Leader extends Role {
         keep = Math.min(keep, p.snapshotIndex + 1);
       }
     }
-    if (snapshotFile != null) {
-      keep = Math.min(keep, snapshotHeader.index() + 1);
+    if (snapshotFileWriting) {
+      keep = Math.min(keep, snapshotFileFrom + 1); // the file being written will be at this index or later
     }
     return keep;
   }
@@ -414,6 +417,7 @@ final class Leader extends Role {
 
   private Behavior<RaftNode.Command> onAppendReply(RaftNode.AppendReply r) {
     Progress p = progress.get(r.followerId());
+
     if (p == null || r.term() != s.currentTerm || r.requestTerm() != s.currentTerm) {
       return null; // stale: a reply to a message of an earlier term says nothing about this one
     }

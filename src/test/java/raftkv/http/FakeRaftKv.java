@@ -77,6 +77,11 @@ final class FakeRaftKv implements RaftKv {
   }
 
   @Override
+  public CompletionStage<raftkv.client.SnapshotInfo> snapshot() {
+    return CompletableFuture.completedFuture(new raftkv.client.SnapshotInfo(7, 2, 1234));
+  }
+
+  @Override
   public synchronized CompletionStage<ClusterStatus> status() {
     return answer(() -> status);
   }

@@ -705,6 +705,18 @@ class HttpApiTest {
   // ---- cluster status and health (API.md §5)
 
   @Test
+  void aSnapshotOnRequestAnswersItsIndexTermAndBytes() throws Exception {
+    Reply reply = send("POST", "/v1/cluster/snapshot", new byte[0]);
+    assertEquals(200, reply.status);
+    JsonNode info = reply.json();
+    assertEquals(List.of("index", "term", "bytes"), fieldNames(info));
+    assertEquals(7, info.get("index").asLong());
+    assertEquals(2, info.get("term").asLong());
+    assertEquals(1234, info.get("bytes").asLong());
+    assertError(send("GET", "/v1/cluster/snapshot", null), 405, "method_not_allowed");
+  }
+
+  @Test
   void clusterStatusHasTheFieldsOfTheContract() throws Exception {
     kv.answer(new ClusterStatus("n1", "leader", 3, "n1", 40, 39, 41, 10, 17, List.of(
             new ClusterStatus.Member("n1", "127.0.0.1:2552", "127.0.0.1:8080", true, 41L, 0L),
