@@ -192,6 +192,18 @@ public final class RaftKvNode implements RaftKv {
    * Makes the state machine durable and compacts the log now (POST /v1/cluster/snapshot): the
    * snapshot's index, term and size in bytes.
    */
+  /**
+   * Writes a backup of the state machine into {@code out} (API.md §5): after a ReadIndex on the
+   * leader when {@code linearizable} (a follower fails with {@link RaftNode.NotLeader}, which names
+   * the leader's HTTP address when known), else this node's local state. Completes with the
+   * backup's [index, term] once all of it is written; {@code out} is not closed.
+   */
+  public CompletionStage<long[]> backup(boolean linearizable, java.io.OutputStream out) {
+    CompletableFuture<long[]> done = new CompletableFuture<>();
+    node.tell(new RaftNode.Backup(linearizable, out, done));
+    return done;
+  }
+
   @Override
   public CompletionStage<raftkv.client.SnapshotInfo> snapshot() {
     return Stages.direct(AskPattern.<RaftNode.Command, RaftNode.SnapshotTaken>ask(node, RaftNode.TakeSnapshot::new,

@@ -17,12 +17,13 @@ import java.util.Map;
  */
 final class Leader extends Role {
 
-  private record PendingRead(RaftNode.Read read, long readIndex, long afterSeq) {}
+  /** A linearizable read (a Read, or a Backup) waiting for its read index to be confirmed and applied. */
+  private record PendingRead(RaftNode.Command read, long readIndex, long afterSeq) {}
 
   private final Map<String, Progress> progress = new LinkedHashMap<>();
   private final List<RaftNode.Propose> queuedProposals = new ArrayList<>();
   private boolean proposalFlushScheduled;
-  private final ArrayDeque<RaftNode.Read> readsBeforeNoOp = new ArrayDeque<>();
+  private final ArrayDeque<RaftNode.Command> readsBeforeNoOp = new ArrayDeque<>();
   private final ArrayDeque<PendingRead> readsAwaitingQuorum = new ArrayDeque<>();
   private final ArrayDeque<PendingRead> readsAwaitingApply = new ArrayDeque<>();
   private boolean readFlushScheduled;
@@ -109,6 +110,8 @@ final class Leader extends Role {
       flushProposals();
     } else if (message instanceof RaftNode.Read r) {
       onRead(r);
+    } else if (message instanceof RaftNode.Backup b) {
+      onRead(b); // after a ReadIndex, like a read: the backup holds every write acknowledged before it
     } else if (message == RaftNode.Tick.FLUSH_READS) {
       readFlushScheduled = false;
       if (readRoundFirstSeq == 0) {
@@ -490,7 +493,7 @@ final class Leader extends Role {
 
   // ---- linearizable reads (ReadIndex, §6.4 of the dissertation) ------------------------------
 
-  private void onRead(RaftNode.Read r) {
+  private void onRead(RaftNode.Command r) {
     if (s.commitIndex < noOpIndex) {
       readsBeforeNoOp.addLast(r); // the commit index of earlier terms is not known until the no-op commits
       return;
@@ -541,7 +544,11 @@ final class Leader extends Role {
   private void serveAppliedReads() {
     while (!readsAwaitingApply.isEmpty() && readsAwaitingApply.peekFirst().readIndex() <= s.applying.sentIndex) {
       PendingRead pr = readsAwaitingApply.pollFirst();
-      s.applying.applier().tell(new Applier.Query(pr.read().query(), pr.read().replyTo()));
+      if (pr.read() instanceof RaftNode.Read r) {
+        s.applying.applier().tell(new Applier.Query(r.query(), r.replyTo()));
+      } else if (pr.read() instanceof RaftNode.Backup b) {
+        s.applying.applier().tell(new Applier.StreamSnapshot(s.peers.voters(), b.out(), b.done()));
+      }
     }
   }
 
@@ -554,9 +561,9 @@ final class Leader extends Role {
 
   private void failReads(String why) {
     RaftNode.Failed failed = new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; retry the read");
-    readsBeforeNoOp.forEach(r -> r.replyTo().tell(failed));
-    readsAwaitingQuorum.forEach(r -> r.read().replyTo().tell(failed));
-    readsAwaitingApply.forEach(r -> r.read().replyTo().tell(failed));
+    readsBeforeNoOp.forEach(r -> fail(r, failed));
+    readsAwaitingQuorum.forEach(r -> fail(r.read(), failed));
+    readsAwaitingApply.forEach(r -> fail(r.read(), failed));
     readsBeforeNoOp.clear();
     readsAwaitingQuorum.clear();
     readsAwaitingApply.clear();
@@ -564,6 +571,14 @@ final class Leader extends Role {
       p.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; the write was not applied"));
     }
     queuedProposals.clear();
+  }
+
+  private static void fail(RaftNode.Command read, RaftNode.Failed failed) {
+    if (read instanceof RaftNode.Read r) {
+      r.replyTo().tell(failed);
+    } else if (read instanceof RaftNode.Backup b) {
+      b.done().completeExceptionally(new RaftNode.NotLeader(null, failed.message()));
+    }
   }
 
   @Override

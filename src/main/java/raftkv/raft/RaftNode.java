@@ -141,6 +141,29 @@ public final class RaftNode {
 
   public record SnapshotTaken(long index, long term, long bytes) {}
 
+  /**
+   * Write a backup (a whole snapshot: header, the state machine's data, SHA-256) into {@code out},
+   * off the node's threads; {@code done} completes with its index and term once it is written. A
+   * linearizable one is taken by the leader after a ReadIndex, so it holds every write acknowledged
+   * before it was asked for; elsewhere {@code done} fails with {@link NotLeader}. Local only.
+   */
+  public record Backup(boolean linearizable, java.io.OutputStream out,
+                       java.util.concurrent.CompletableFuture<long[]> done) implements Command {}
+
+  /** This node cannot serve the request: {@code leaderHttp} (when known) can. */
+  public static final class NotLeader extends RuntimeException {
+    private final String leaderHttp;
+
+    public NotLeader(String leaderHttp, String message) {
+      super(message, null, false, false);
+      this.leaderHttp = leaderHttp;
+    }
+
+    public String leaderHttp() {
+      return leaderHttp;
+    }
+  }
+
   /** The answer to Propose or Read: the state machine's reply, as it encoded it. */
   public sealed interface ClientReply extends CborSerializable {}
 

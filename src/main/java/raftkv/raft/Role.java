@@ -112,6 +112,17 @@ abstract class Role {
       h.replyTo().tell(s.health());
       return Behaviors.same();
     }
+    if (message instanceof RaftNode.Backup b && !b.linearizable()) {
+      s.applying.applier().tell(new Applier.StreamSnapshot(s.peers.voters(), b.out(), b.done()));
+      return Behaviors.same();
+    }
+    if (message instanceof RaftNode.Backup b && !(this instanceof Leader)) {
+      String http = s.leaderId == null ? null : s.peers.http(s.leaderId);
+      b.done().completeExceptionally(new RaftNode.NotLeader(http, s.leaderId == null
+          ? "no leader is known at the moment; retry shortly" : "a linearizable backup is taken by the leader, "
+          + s.leaderId + (http == null ? "" : " at http://" + http)));
+      return Behaviors.same();
+    }
     if (message instanceof RaftNode.Read r && !r.linearizable()) {
       // serializable: this node's applied state, after everything already handed to the applier
       s.applying.applier().tell(new Applier.Query(r.query(), r.replyTo()));

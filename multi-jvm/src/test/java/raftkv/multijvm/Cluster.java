@@ -45,7 +45,11 @@ public final class Cluster implements AutoCloseable {
    */
   public static final String DEFAULT_JAVA_OPTS = "-Xms64m -Xmx256m -XX:TieredStopAtLevel=1"
       + " -Draftkv.raft.election-timeout=500ms -Draftkv.raft.heartbeat-interval=50ms"
-      + " -Draftkv.client.request-timeout=2s";
+      + " -Draftkv.client.request-timeout=2s"
+      // snapshots every few hundred entries, so that every fault scenario also snapshots, compacts
+      // and sends snapshots (InstallSnapshot) to the nodes it killed, paused or cut off
+      + " -Draftkv.raft.snapshot-entries=300 -Draftkv.raft.trailing-entries=100"
+      + " -Draftkv.raft.journal-snapshot-every=50 -Draftkv.raft.snapshot-chunk-bytes=64k";
 
   /** How long a node may take from its start to answering HTTP. */
   public static final Duration START_TIMEOUT = Duration.ofSeconds(90);
@@ -71,6 +75,11 @@ public final class Cluster implements AutoCloseable {
    * every node answers HTTP and a leader is known. On failure, nothing is left running.
    */
   public static Cluster start(String testName, int size) {
+    return start(testName, size, "");
+  }
+
+  /** As {@link #start(String, int)}, with {@code extraJavaOpts} after the default JVM options (they win). */
+  public static Cluster start(String testName, int size, String extraJavaOpts) {
     Path home = home();
     Path launcher = home.resolve("bin/raftkv");
     if (!Files.isExecutable(launcher) || !Files.isDirectory(home.resolve("target/lib"))) {
@@ -86,7 +95,7 @@ public final class Cluster implements AutoCloseable {
     for (int i = 0; i < size; i++) {
       peers.add("n" + (i + 1) + "@127.0.0.1:" + ports[2 * i]);
     }
-    String javaOpts = System.getProperty("raftkv.multijvm.java-opts", DEFAULT_JAVA_OPTS);
+    String javaOpts = System.getProperty("raftkv.multijvm.java-opts", DEFAULT_JAVA_OPTS) + " " + extraJavaOpts;
     List<NodeProcess> nodes = new ArrayList<>();
     for (int i = 0; i < size; i++) {
       String id = "n" + (i + 1);
