@@ -9,20 +9,28 @@ import raftkv.http.HttpApi;
 import raftkv.node.DataDir;
 import raftkv.node.NodeSettings;
 import raftkv.node.RaftKvNode;
+import raftkv.raft.Peer;
 import raftkv.raft.RaftNode;
 
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * {@code raftkv node --id n1 --host 127.0.0.1 --raft-port 2552 --http-port 8080 --data-dir data/n1
  * --peers n1@127.0.0.1:2552,...} (API.md §1). Flags win over -D system properties, which win over
  * application.conf. A bad flag, a port in use or an unusable data dir ends the process with a
  * one-line reason and a non-zero status.
+ *
+ * <p>{@code raftkv restore --from FILE --data-dir D --id ID --peers ...} seeds a node of a new
+ * cluster from a backup ({@link Restore}): flags only (it starts no node and reads no config), exit
+ * 2 on a bad flag, 1 when the file or the data dir is refused, 0 with one line once restored.
  */
 public final class Main {
   /** Settings for a standalone node only, between application.conf and reference.conf (a resource). */
@@ -41,6 +49,10 @@ public final class Main {
     if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h")) {
       System.out.println(usage());
       System.exit(args.length == 0 ? 2 : 0);
+    }
+    if (args[0].equals("restore")) {
+      restore(args);
+      return;
     }
     if (!args[0].equals("node")) {
       fail(2, "unknown command '" + args[0] + "'; " + usage());
@@ -100,6 +112,65 @@ public final class Main {
     }
   }
 
+  private static final Set<String> RESTORE_FLAGS = Set.of("--from", "--data-dir", "--id", "--peers");
+
+  /** {@code raftkv restore ...}: one line on stdout once restored, else one on stderr and a non-zero exit. */
+  private static void restore(String[] args) {
+    Map<String, String> flags = new HashMap<>();
+    for (int i = 1; i < args.length; i++) {
+      String flag = args[i];
+      String value = null;
+      int eq = flag.indexOf('=');
+      if (eq > 0) {
+        value = flag.substring(eq + 1);
+        flag = flag.substring(0, eq);
+      }
+      if (!RESTORE_FLAGS.contains(flag)) {
+        fail(2, "unknown flag '" + flag + "' for restore; " + restoreUsage());
+        return;
+      }
+      if (value == null) {
+        if (i + 1 >= args.length) {
+          fail(2, "flag " + flag + " needs a value");
+          return;
+        }
+        value = args[++i];
+      }
+      flags.put(flag, value);
+    }
+    for (String flag : List.of("--from", "--data-dir", "--id", "--peers")) {
+      if (flags.get(flag) == null || flags.get(flag).isBlank()) {
+        fail(2, "restore needs " + flag + "; " + restoreUsage());
+        return;
+      }
+    }
+    String id = flags.get("--id");
+    Path dataDir = Path.of(flags.get("--data-dir"));
+    Restore.Restored restored;
+    List<Peer> peers;
+    try {
+      peers = Peer.parseList(flags.get("--peers"));
+    } catch (IllegalArgumentException e) {
+      fail(2, e.getMessage());
+      return;
+    }
+    try {
+      restored = Restore.restore(Path.of(flags.get("--from")), dataDir, id, peers);
+    } catch (IllegalArgumentException | IllegalStateException e) {
+      fail(1, e.getMessage());
+      return;
+    }
+    Peer me = peers.stream().filter(p -> p.id().equals(id)).findFirst().orElseThrow();
+    System.out.println("restored " + restored.keys() + " keys at revision " + restored.revision() + " into " + dataDir
+        + "; start it with bin/raftkv node --id " + id + " --host " + me.host() + " --raft-port " + me.port()
+        + " --data-dir " + dataDir + " --peers " + flags.get("--peers"));
+    System.out.flush();
+  }
+
+  private static String restoreUsage() {
+    return "usage: raftkv restore --from FILE --data-dir DIR --id ID --peers ID@HOST:PORT,...";
+  }
+
   private static Behavior<RaftNode.Lifecycle> launcher(NodeSettings settings) {
     return Behaviors.setup(ctx -> {
       RaftKvNode node;
@@ -145,7 +216,7 @@ public final class Main {
 
   private static String usage() {
     return "usage: raftkv node --id ID --host HOST --raft-port PORT --http-port PORT --data-dir DIR --peers ID@HOST:PORT,..."
-        + " [--fault-injection (test only)]";
+        + " [--fault-injection (test only)]\n       " + restoreUsage();
   }
 
   /** One line on stderr and a non-zero exit; never a stack trace for an operator's mistake. */

@@ -4,6 +4,8 @@ import raftkv.kv.KvCommand;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
 
+import java.io.OutputStream;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 
 /**
@@ -34,6 +36,23 @@ public interface RaftKv {
 
   /** Healthy when this node knows a leader and has applied all it knows to be committed. */
   CompletionStage<Health> health();
+
+  /**
+   * Writes a whole backup of the state machine into {@code out} (API.md §5; the layout of {@code
+   * raftkv.raft.SnapshotFile}: header, the state machine's bytes, SHA-256), off the caller's
+   * thread, and completes with the backup's [index, term] once all of it is written. {@code out} is
+   * not closed. When {@code linearizable}, the backup holds every write acknowledged before the
+   * call (the leader takes it after a ReadIndex): elsewhere the stage fails with {@code
+   * raftkv.raft.RaftNode.NotLeader}, which names the leader's HTTP address when it is known.
+   * Otherwise it is this node's local state, possibly stale.
+   *
+   * <p>A default so that handles which cannot take backups (test doubles, clients of a remote node)
+   * need not implement it: they fail with an UnsupportedOperationException.
+   */
+  default CompletionStage<long[]> backup(boolean linearizable, OutputStream out) {
+    return CompletableFuture.failedFuture(new UnsupportedOperationException(
+        getClass().getSimpleName() + " does not take backups"));
+  }
 
   enum Consistency { LINEARIZABLE, SERIALIZABLE }
 }

@@ -57,6 +57,11 @@ final class ApiError extends RuntimeException {
     return new ApiError(StatusCodes.PAYLOAD_TOO_LARGE, "too_large", message, null);
   }
 
+  /** 501: this node's handle cannot do what the endpoint asks (a backup from a handle that takes none). */
+  static ApiError notImplemented(String message) {
+    return new ApiError(StatusCodes.NOT_IMPLEMENTED, "not_implemented", message, null);
+  }
+
   /** 503: the request was not applied; retry. */
   static ApiError unavailable(String message) {
     return new ApiError(StatusCodes.SERVICE_UNAVAILABLE, "unavailable", message, null);

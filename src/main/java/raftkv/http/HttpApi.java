@@ -1,6 +1,8 @@
 package raftkv.http;
 
+import akka.NotUsed;
 import akka.actor.typed.ActorSystem;
+import akka.actor.typed.DispatcherSelector;
 import akka.http.javadsl.Http;
 import akka.http.javadsl.ServerBinding;
 import akka.http.javadsl.model.ContentTypes;
@@ -15,6 +17,9 @@ import akka.http.javadsl.model.RequestEntity;
 import akka.http.javadsl.model.StatusCodes;
 import akka.http.javadsl.model.headers.Allow;
 import akka.http.javadsl.model.headers.Connection;
+import akka.http.javadsl.model.headers.ContentDisposition;
+import akka.http.javadsl.model.headers.ContentDispositionTypes;
+import akka.http.javadsl.model.headers.Location;
 import akka.http.javadsl.model.headers.RawHeader;
 import akka.http.javadsl.model.headers.TimeoutAccess;
 import akka.http.javadsl.server.ExceptionHandler;
@@ -26,7 +31,11 @@ import akka.http.javadsl.settings.ServerSettings;
 import akka.http.scaladsl.model.EntityStreamSizeException;
 import akka.http.scaladsl.model.ExceptionWithErrorInfo;
 import akka.http.scaladsl.model.IllegalRequestException;
+import akka.japi.Pair;
 import akka.stream.Materializer;
+import akka.stream.javadsl.Source;
+import akka.stream.javadsl.StreamConverters;
+import akka.util.ByteString;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import raftkv.client.RaftKv;
@@ -36,9 +45,16 @@ import raftkv.kv.KvCommand;
 import raftkv.client.KvLimits;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
+import raftkv.raft.RaftNode;
 import raftkv.util.Stages;
 
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.OptionalLong;
 import java.util.concurrent.Callable;
@@ -46,6 +62,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.stream.Collectors;
 
@@ -95,6 +113,16 @@ public final class HttpApi {
   /** Segments before the key in {@code /v1/kv/{key}}. */
   private static final int KEY_PATH_SEGMENTS = 2;
   private static final String KEY_PATH_PREFIX = "/v1/kv/";
+  private static final String CLIENT_TIMEOUT_SETTING = "raftkv.client.request-timeout";
+  /** How long a backup may take to start when {@code raftkv.client.request-timeout} is not configured. */
+  private static final long DEFAULT_BACKUP_START_MILLIS = 5_000;
+  /**
+   * How long one write of a backup may wait for the client to read: a client that stalls longer
+   * ends the backup (its body is cut short) and frees the node's snapshot of the store.
+   */
+  private static final Duration BACKUP_WRITE_TIMEOUT = Duration.ofSeconds(30);
+  /** SnapshotFile writes its header field by field; each write to the stream source is one element. */
+  private static final int BACKUP_BUFFER_BYTES = 1 << 16;
 
   /** What a failed call means for the client: TimeoutExceptions of writes leave the outcome unknown. */
   private enum Call { READ, WRITE, INFO }
@@ -105,6 +133,10 @@ public final class HttpApi {
   /** How deep a JSON request body may nest objects and arrays. */
   private final int maxJsonDepth;
   private final Materializer materializer;
+  /** Where the end of a backup is handled: closing its stream waits for the client to read the rest. */
+  private final Executor blocking;
+  /** How long a backup may take to write its first bytes (the leader's ReadIndex, the applier catching up). */
+  private final long backupStartMillis;
   private final Route route;
 
   private HttpApi(ActorSystem<?> system, RaftKv kv, KvLimits limits) {
@@ -115,6 +147,10 @@ public final class HttpApi {
         ? system.settings().config().getInt(MAX_JSON_DEPTH_SETTING)
         : DEFAULT_MAX_JSON_DEPTH;
     this.materializer = Materializer.matFromSystem(system);
+    this.blocking = system.dispatchers().lookup(DispatcherSelector.blocking());
+    this.backupStartMillis = system.settings().config().hasPath(CLIENT_TIMEOUT_SETTING)
+        ? system.settings().config().getDuration(CLIENT_TIMEOUT_SETTING).toMillis()
+        : DEFAULT_BACKUP_START_MILLIS;
     this.route = buildRoute();
   }
 
@@ -180,7 +216,8 @@ public final class HttpApi {
             delete(() -> deleteKey(request))))),
         path("txn", () -> post(() -> extractRequest(this::txn))),
         path(segment("cluster").slash("status"), () -> get(this::status)),
-        path(segment("cluster").slash("snapshot"), () -> post(this::snapshot))));
+        path(segment("cluster").slash("snapshot"), () -> post(this::snapshot)),
+        path(segment("cluster").slash("backup"), () -> get(() -> extractRequest(this::backup)))));
     Route healthRoute = path("health", () -> get(this::health));
     Route routes = faultInjectionEnabled()
         ? concat(kvRoutes, healthRoute, new FaultInjection(system).route())
@@ -394,6 +431,163 @@ public final class HttpApi {
   private Route snapshot() {
     return respond(Call.INFO, () -> kv.snapshot().thenApply(info -> HttpResponse.create().withEntity(
         Json.snapshot(info))));
+  }
+
+  // ---- GET /v1/cluster/backup[?stale=true]
+
+  /**
+   * GET /v1/cluster/backup (API.md §5): the backup, streamed as the node writes it, in {@link
+   * raftkv.raft.SnapshotFile}'s layout (header, the state machine's bytes, a SHA-256 trailer), so
+   * a backup of any size needs no buffer or temporary file here.
+   *
+   * <p>The status is chosen when the backup's first bytes arrive, or when it fails first: a
+   * follower asked for a linearizable backup answers {@code 307 Temporary Redirect} to the leader's
+   * same path when it knows the leader's HTTP address (a backup is one long read, which is better
+   * served by the leader itself than relayed through a follower; {@code curl -L} follows it), else
+   * {@code 503} with Retry-After (no leader known, or the leader stepped down meanwhile), as is a
+   * backup that does not start within {@code raftkv.client.request-timeout}. {@code ?stale=true}
+   * serves this node's local state, on any node. A backup that fails once its body is under way
+   * cuts the body short (the chunked response ends without its last chunk), and the file's
+   * SHA-256 trailer would be refused by {@code raftkv restore} anyway.
+   */
+  private Route backup(HttpRequest request) {
+    return respond(Call.INFO, () -> backupResponse(request));
+  }
+
+  private CompletionStage<HttpResponse> backupResponse(HttpRequest request) {
+    boolean stale = flag(RequestTarget.of(request).param("stale"), "stale");
+    Pair<OutputStream, Source<ByteString, NotUsed>> stream =
+        StreamConverters.asOutputStream(BACKUP_WRITE_TIMEOUT).preMaterialize(materializer);
+    BackupOutput out = new BackupOutput(stream.first());
+    CompletableFuture<long[]> done;
+    try {
+      done = Stages.direct(kv.backup(!stale, out.buffered));
+    } catch (RuntimeException e) {
+      done = CompletableFuture.failedFuture(e);
+    }
+    done.whenCompleteAsync((indexAndTerm, failure) -> out.finish(failure), blocking);
+    // a failure after the last bytes fails the body, so that the client sees it cut short
+    Source<ByteString, NotUsed> body = stream.second()
+        .concat(Source.completionStage(done).mapConcat(indexAndTerm -> List.<ByteString>of()));
+    return out.started().orTimeout(backupStartMillis, TimeUnit.MILLISECONDS).handle((index, failure) -> {
+      if (failure != null) {
+        blocking.execute(out::abort);
+        return backupRefused(failure, request);
+      }
+      String name = index >= 0 ? "raftkv-backup-" + index + ".snap" : "raftkv-backup.snap";
+      return HttpResponse.create()
+          .withEntity(HttpEntities.create(ContentTypes.APPLICATION_OCTET_STREAM, body))
+          .addHeader(ContentDisposition.create(ContentDispositionTypes.ATTACHMENT, Map.of("filename", name)));
+    });
+  }
+
+  /** The answer to a backup that failed before its first bytes: a redirect to the leader, or an error. */
+  private HttpResponse backupRefused(Throwable failure, HttpRequest request) {
+    Throwable cause = unwrap(failure);
+    if (cause instanceof RaftNode.NotLeader notLeader) {
+      if (notLeader.leaderHttp() != null) {
+        String scheme = "https".equals(request.getUri().getScheme()) ? "https" : "http";
+        return HttpResponse.create().withStatus(StatusCodes.TEMPORARY_REDIRECT)
+            .addHeader(Location.create(scheme + "://" + notLeader.leaderHttp() + "/v1/cluster/backup"));
+      }
+      return ApiError.unavailable(notLeader.getMessage() != null ? notLeader.getMessage() : "no leader is known")
+          .toResponse();
+    } else if (cause instanceof UnsupportedOperationException) {
+      return ApiError.notImplemented("this node does not take backups").toResponse();
+    } else if (cause instanceof TimeoutException) {
+      return ApiError.unavailable("the backup did not start within " + backupStartMillis + " ms").toResponse();
+    } else if (cause instanceof IOException e) {
+      log.warn("A backup failed before it started: {}", e.toString());
+      return ApiError.unavailable("the backup could not be written: " + e.getMessage()).toResponse();
+    }
+    return toError(cause, Call.INFO).toResponse();
+  }
+
+  /**
+   * What a backup is written into: buffered (the header is written field by field, and each write
+   * to the stream source becomes one element of the body), and {@link #started()} completes with the
+   * backup's index (-1 when its first bytes do not say) as soon as the first bytes reach the
+   * source, <em>before</em> they are handed to it: the source takes them only once the response
+   * that carries it is under way.
+   */
+  private static final class BackupOutput extends OutputStream {
+    /** Magic, format and index: the first fields of a snapshot file (SnapshotFile.writeHeader). */
+    private static final int HEAD_BYTES = 4 + 4 + 8;
+    private static final int SNAPSHOT_MAGIC = 0x524B534E; // "RKSN"
+
+    private final OutputStream sink;
+    final BufferedOutputStream buffered = new BufferedOutputStream(this, BACKUP_BUFFER_BYTES);
+    private final CompletableFuture<Long> started = new CompletableFuture<>();
+    private final byte[] head = new byte[HEAD_BYTES];
+    private int headLength;
+
+    BackupOutput(OutputStream sink) {
+      this.sink = sink;
+    }
+
+    CompletableFuture<Long> started() {
+      return started;
+    }
+
+    @Override
+    public void write(int b) throws IOException {
+      write(new byte[] {(byte) b}, 0, 1);
+    }
+
+    @Override
+    public void write(byte[] b, int off, int len) throws IOException {
+      if (!started.isDone() && len > 0) {
+        int n = Math.min(len, HEAD_BYTES - headLength);
+        System.arraycopy(b, off, head, headLength, n);
+        headLength += n;
+        if (headLength == HEAD_BYTES) {
+          started.complete(index());
+        }
+      }
+      sink.write(b, off, len);
+    }
+
+    /** Nothing to do: the source has every byte written; its own flush would wait for the client to read them. */
+    @Override
+    public void flush() {}
+
+    @Override
+    public void close() throws IOException {
+      sink.close();
+    }
+
+    /**
+     * The backup ended: on success, the rest of the buffer goes out and the body ends; on failure,
+     * the body ends without it (and then fails), or the response becomes an error when it had not
+     * started. Runs on a blocking thread: closing waits for the client to read what is left.
+     */
+    void finish(Throwable failure) {
+      if (failure == null) {
+        try {
+          buffered.close();
+        } catch (IOException e) {
+          // the client went away; the backup itself was complete
+        }
+        started.complete(headLength == HEAD_BYTES ? index() : -1L);
+      } else {
+        started.completeExceptionally(failure);
+        abort();
+      }
+    }
+
+    /** Ends the source without the bytes still buffered; later writes fail. */
+    void abort() {
+      try {
+        sink.close();
+      } catch (IOException e) {
+        // already closed, or the client went away
+      }
+    }
+
+    private long index() {
+      ByteBuffer b = ByteBuffer.wrap(head);
+      return b.getInt(0) == SNAPSHOT_MAGIC ? b.getLong(8) : -1L;
+    }
   }
 
   private Route health() {

@@ -261,6 +261,21 @@ public final class KvDb implements AutoCloseable {
   }
 
   /**
+   * Sets the applied index and term to 0, keeping the keys, the revision and the key count, and
+   * makes it durable (one synced write of the meta record). For a database restored from a backup
+   * to seed a node of a new cluster ({@code raftkv restore}): that cluster's log starts empty, at
+   * index 1, so its state machine must not claim entries of the old cluster's log. A batch begun
+   * before cannot commit after it.
+   */
+  public void resetAppliedIndex() {
+    checkOpen();
+    handle.db.put(META_KEY, meta(0, 0, revision, keyCount), synced);
+    generation++;
+    appliedIndex = 0;
+    appliedTerm = 0;
+  }
+
+  /**
    * A consistent view of the committed state, cheap to take (a LevelDB snapshot): its {@link
    * View#writeTo} may run on another thread while batches keep committing. The caller closes it.
    */

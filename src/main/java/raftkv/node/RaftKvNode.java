@@ -198,6 +198,7 @@ public final class RaftKvNode implements RaftKv {
    * the leader's HTTP address when known), else this node's local state. Completes with the
    * backup's [index, term] once all of it is written; {@code out} is not closed.
    */
+  @Override
   public CompletionStage<long[]> backup(boolean linearizable, java.io.OutputStream out) {
     CompletableFuture<long[]> done = new CompletableFuture<>();
     node.tell(new RaftNode.Backup(linearizable, out, done));

@@ -8,6 +8,10 @@ import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
 import raftkv.kv.KvStore;
 
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -16,9 +20,19 @@ import java.util.function.Supplier;
 /**
  * A one-node "cluster" in memory: writes and reads go straight to a {@link KvStore}, at once. It
  * remembers the last command and consistency it saw, and can be told to fail every call, either
- * through the stage or by throwing.
+ * through the stage or by throwing. A backup writes {@link #BACKUP} on another thread, as a node does.
  */
 final class FakeRaftKv implements RaftKv {
+
+  /** The index and term of {@link #BACKUP}. */
+  static final long BACKUP_INDEX = 42;
+  static final long BACKUP_TERM = 3;
+  /**
+   * What a backup writes: a snapshot file's first fields (magic "RKSN", format 1, index, term, no
+   * voters), then 300 KiB of patterned bytes (more than HttpApi's buffer, so the body is streamed in
+   * several pieces) and 32 bytes standing for the SHA-256.
+   */
+  static final byte[] BACKUP = backupBytes();
 
   private KvStore store = new KvStore();
   private Throwable failure;
@@ -28,6 +42,8 @@ final class FakeRaftKv implements RaftKv {
   private Consistency lastConsistency;
   private ClusterStatus status;
   private Health health;
+  private Boolean lastBackupLinearizable;
+  private IOException backupFailsAfterWriting;
 
   synchronized void reset() {
     store = new KvStore();
@@ -36,6 +52,8 @@ final class FakeRaftKv implements RaftKv {
     hang = false;
     lastWrite = null;
     lastConsistency = null;
+    lastBackupLinearizable = null;
+    backupFailsAfterWriting = null;
     status = new ClusterStatus("n1", "leader", 1, "n1", 0, 0, 0, 0, 0, List.of());
     health = new Health(true, null, "n1", 0, 0);
   }
@@ -54,6 +72,16 @@ final class FakeRaftKv implements RaftKv {
   synchronized void answer(ClusterStatus status, Health health) {
     this.status = status;
     this.health = health;
+  }
+
+  /** Later backups write all of {@link #BACKUP} except its last 32 bytes, then fail with {@code failure}. */
+  synchronized void failBackupsMidway(IOException failure) {
+    this.backupFailsAfterWriting = failure;
+  }
+
+  /** Whether the last backup was asked to be linearizable; null before any. */
+  synchronized Boolean lastBackupLinearizable() {
+    return lastBackupLinearizable;
   }
 
   synchronized KvCommand lastWrite() {
@@ -89,6 +117,42 @@ final class FakeRaftKv implements RaftKv {
   @Override
   public synchronized CompletionStage<Health> health() {
     return answer(() -> health);
+  }
+
+  @Override
+  public CompletionStage<long[]> backup(boolean linearizable, OutputStream out) {
+    IOException midway;
+    CompletionStage<Object> ready;
+    synchronized (this) {
+      lastBackupLinearizable = linearizable;
+      midway = backupFailsAfterWriting;
+      ready = answer(() -> "go");
+    }
+    return ready.thenApplyAsync(go -> {
+      try {
+        if (midway != null) {
+          out.write(BACKUP, 0, BACKUP.length - 32);
+          out.flush();
+          throw new UncheckedIOException(midway);
+        }
+        out.write(BACKUP, 0, 100); // a small write, then the rest
+        out.write(BACKUP, 100, BACKUP.length - 100);
+        out.flush();
+        return new long[] {BACKUP_INDEX, BACKUP_TERM};
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    });
+  }
+
+  private static byte[] backupBytes() {
+    ByteBuffer b = ByteBuffer.allocate(4 + 4 + 8 + 8 + 4 + 300 * 1024 + 32);
+    b.putInt(0x524B534E).putInt(1).putLong(BACKUP_INDEX).putLong(BACKUP_TERM).putInt(0);
+    int i = 0;
+    while (b.hasRemaining()) {
+      b.put((byte) (i++ * 31 + (i >> 8)));
+    }
+    return b.array();
   }
 
   private <T> CompletionStage<T> answer(Supplier<T> result) {

@@ -23,6 +23,9 @@ import raftkv.client.RaftKv;
 import raftkv.client.RaftKvException;
 import raftkv.kv.KvCommand;
 import raftkv.client.KvLimits;
+import raftkv.kv.KvQuery;
+import raftkv.kv.KvResult;
+import raftkv.raft.RaftNode;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -49,6 +52,7 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -714,6 +718,103 @@ class HttpApiTest {
     assertEquals(2, info.get("term").asLong());
     assertEquals(1234, info.get("bytes").asLong());
     assertError(send("GET", "/v1/cluster/snapshot", null), 405, "method_not_allowed");
+  }
+
+  // ---- backup (API.md §5)
+
+  @Test
+  void aBackupStreamsWhatTheNodeWroteAsAnAttachmentNamedAfterItsIndex() throws Exception {
+    Reply reply = send("GET", "/v1/cluster/backup", null);
+    assertEquals(200, reply.status);
+    assertEquals("application/octet-stream", reply.contentType());
+    String disposition = reply.header("Content-Disposition");
+    assertTrue(disposition != null && disposition.startsWith("attachment")
+        && disposition.contains("filename=\"raftkv-backup-" + FakeRaftKv.BACKUP_INDEX + ".snap\""), disposition);
+    assertArrayEquals(FakeRaftKv.BACKUP, reply.body);
+    assertEquals(Boolean.TRUE, kv.lastBackupLinearizable());
+    assertError(send("POST", "/v1/cluster/backup", new byte[0]), 405, "method_not_allowed");
+  }
+
+  @Test
+  void aStaleBackupAsksForThisNodesLocalState() throws Exception {
+    Reply reply = send("GET", "/v1/cluster/backup?stale=true", null);
+    assertEquals(200, reply.status);
+    assertArrayEquals(FakeRaftKv.BACKUP, reply.body);
+    assertEquals(Boolean.FALSE, kv.lastBackupLinearizable());
+    assertEquals(200, send("GET", "/v1/cluster/backup?stale=false", null).status);
+    assertEquals(Boolean.TRUE, kv.lastBackupLinearizable());
+    assertError(send("GET", "/v1/cluster/backup?stale=yes", null), 400, "bad_request");
+  }
+
+  @Test
+  void aFollowerThatKnowsTheLeaderRedirectsALinearizableBackupToIt() throws Exception {
+    kv.failWith(new RaftNode.NotLeader("127.0.0.1:8082", "a linearizable backup is taken by the leader, n2"), false);
+    Reply reply = send("GET", "/v1/cluster/backup", null);
+    assertEquals(307, reply.status);
+    assertEquals("http://127.0.0.1:8082/v1/cluster/backup", reply.header("Location"));
+    kv.failWith(new RaftNode.NotLeader("127.0.0.1:8083", "a linearizable backup is taken by the leader, n3"), true);
+    Reply thrown = send("GET", "/v1/cluster/backup", null);
+    assertEquals(307, thrown.status);
+    assertEquals("http://127.0.0.1:8083/v1/cluster/backup", thrown.header("Location"));
+  }
+
+  @Test
+  void aBackupWithoutAKnownLeaderIs503WithRetryAfter() throws Exception {
+    kv.failWith(new RaftNode.NotLeader(null, "no leader is known at the moment; retry shortly"), false);
+    Reply reply = send("GET", "/v1/cluster/backup", null);
+    assertError(reply, 503, "unavailable");
+    assertEquals("1", reply.header("Retry-After"));
+    assertEquals("no leader is known at the moment; retry shortly", reply.json().get("message").asText());
+    kv.failWith(new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "no leader is reachable"), false);
+    assertError(send("GET", "/v1/cluster/backup", null), 503, "unavailable");
+  }
+
+  @Test
+  void aBackupThatFailsMidwayCutsTheBodyShort() throws Exception {
+    kv.failBackupsMidway(new IOException("the disk went away"));
+    assertThrows(IOException.class, () -> send("GET", "/v1/cluster/backup", null),
+        "the chunked body ends without its last chunk");
+    kv.failBackupsMidway(null);
+    Reply next = send("GET", "/v1/cluster/backup", null);
+    assertEquals(200, next.status);
+    assertArrayEquals(FakeRaftKv.BACKUP, next.body);
+  }
+
+  @Test
+  void aHandleThatTakesNoBackupsIs501() throws Exception {
+    RaftKv noBackups = new RaftKv() {
+      @Override
+      public java.util.concurrent.CompletionStage<KvResult> write(KvCommand command) {
+        return kv.write(command);
+      }
+
+      @Override
+      public java.util.concurrent.CompletionStage<KvResult> read(KvQuery query, Consistency consistency) {
+        return kv.read(query, consistency);
+      }
+
+      @Override
+      public java.util.concurrent.CompletionStage<raftkv.client.SnapshotInfo> snapshot() {
+        return kv.snapshot();
+      }
+
+      @Override
+      public java.util.concurrent.CompletionStage<ClusterStatus> status() {
+        return kv.status();
+      }
+
+      @Override
+      public java.util.concurrent.CompletionStage<Health> health() {
+        return kv.health();
+      }
+    };
+    ServerBinding other = HttpApi.create(testKit.system(), noBackups, KvLimits.defaults()).bind("127.0.0.1", 0)
+        .toCompletableFuture().get(10, TimeUnit.SECONDS);
+    try {
+      assertError(send(other, "GET", "/v1/cluster/backup", null), 501, "not_implemented");
+    } finally {
+      other.unbind().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
   }
 
   @Test
