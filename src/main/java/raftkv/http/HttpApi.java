@@ -84,8 +84,9 @@ import static akka.http.javadsl.server.PathMatchers.segment;
 
 /**
  * The HTTP endpoint of a node: the KV endpoints of API.md §3 (keys as in §2), {@code GET
- * /v1/cluster/status} and {@code GET /health} of §5, and the JSON errors of §6 for everything that
- * goes wrong, rejections and unparsable requests included.
+ * /v1/cluster/status}, {@code POST /v1/cluster/snapshot}, {@code GET /v1/cluster/backup} and {@code
+ * GET /health} of §5, and the JSON errors of §6 for everything that goes wrong, rejections and
+ * unparsable requests included.
  *
  * <p>Every request becomes one call to the {@link RaftKv} handle; nothing here blocks. Keys and
  * query parameters are percent-decoded from the raw request-target as strict UTF-8 (see {@link

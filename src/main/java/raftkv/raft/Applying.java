@@ -11,10 +11,6 @@ import java.util.Map;
  * The apply side of a node: which committed entries went to the state machine's applier, which of
  * them this node proposed (and so must answer), what the applier confirmed, and when the state
  * machine is due for a snapshot. Plain class, owned by the node's actor.
- *
- * <p>Entries go to the applier only once they are durable in this node's own log as well as
- * committed, so the state machine never holds an entry that the log could lose in a crash: after
- * a restart the log always covers what the state machine applied.
  */
 final class Applying {
   /** The most entries in one message to the applier. */
@@ -64,7 +60,7 @@ final class Applying {
     return pendingWrites.put(index, new PendingWrite(term, replyTo));
   }
 
-  /** Hands every entry up to {@code upTo} (committed and durable here) to the applier, in order. */
+  /** Hands every entry up to {@code upTo} (committed) to the applier, in order. */
   void applyUpTo(long upTo, RaftLog log) {
     if (restoring) {
       return;

@@ -52,9 +52,12 @@ final class RaftState {
 
   /**
    * Builds the node's state from its journal and its state machine (applied up to {@code smIndex}
-   * of {@code smTerm}). The state machine never holds an entry the log could lose (Applying), so
-   * the log normally holds that entry with that term; when it does not (a crash between restoring
-   * a received snapshot and journaling it), the log is replaced by one that starts after it.
+   * of {@code smTerm}). The log normally holds that entry with that term. When it does not — a
+   * crash after the state machine applied committed entries that this node's own journal had not
+   * yet made durable, or between restoring a received snapshot and journaling it — the log is
+   * replaced by one that starts after it: everything up to {@code smIndex} is committed and in the
+   * state machine, so this is the state after installing a snapshot at {@code smIndex}, and the
+   * entries of the log it drops after {@code smIndex} were never acknowledged by this node.
    *
    * @throws IllegalStateException when the log was compacted past the state machine (the state
    *     machine's data was replaced or lost), with a one-line reason
@@ -173,9 +176,14 @@ final class RaftState {
 
   // ---- apply and snapshots ----------------------------------------------------------------------
 
-  /** Hands what is committed and durable here to the state machine. */
+  /**
+   * Hands what is committed to the state machine, whether or not this node's own copy is durable
+   * yet (a committed entry is durable on a majority; waiting for the local fsync too would add it
+   * to every write's latency). A crash may then leave the state machine ahead of the log; the
+   * constructor starts the log after the state machine's index, as after an installed snapshot.
+   */
   void applyCommitted() {
-    applying.applyUpTo(Math.min(commitIndex, pipeline.durableIndex()), log);
+    applying.applyUpTo(commitIndex, log);
   }
 
   /** The applier applied everything up to {@code index}: maybe a snapshot is due. */

@@ -79,7 +79,6 @@ abstract class Role {
         return Behaviors.same(); // acknowledges a batch of an incarnation before a restart
       }
       s.onPersisted(p.seq());
-      s.applyCommitted(); // entries wait for this node's own copy to be durable before they are applied
       Behavior<RaftNode.Command> next = afterPersisted();
       return next == null ? Behaviors.same() : next;
     }
