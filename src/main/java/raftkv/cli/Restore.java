@@ -26,12 +26,15 @@ import java.util.stream.Stream;
  * raftkv-node-id} file (as a node's first start writes it) and the KV database ({@code kv/})
  * restored from the backup's state machine bytes, with no journal.
  *
- * <p>The database's applied index and term are reset to 0: the new cluster starts with an empty
- * log whose first entry is index 1, and a state machine that claimed the old cluster's index
- * would skip the new log's first entries (or stop the node: its log would not cover that index).
- * Every node starts equal, at index 0 with the backup's keys; what clients see, the store
- * revision (and each key's create and mod revisions and version), is kept in the KV data, so the
- * new cluster's revisions go on from the backup's.
+ * <p>The database keeps the backup's index {@code I} with term 0: at its first start the node
+ * sees a state machine ahead of its (empty) log and starts the log after {@code I}, as after an
+ * installed snapshot, so the new cluster's first entry is {@code I + 1} and its first term is 1
+ * (term 0 keeps the log's terms below every term the new cluster will use). Every node restored
+ * from the same file starts equal; a node that starts on an empty data dir instead is sent the
+ * state as a snapshot (its next entry, 1, is before every log's start), never the log from index
+ * 1 onto an empty store. What clients see, the store revision (and each key's create and mod
+ * revisions and version), is kept in the KV data, so the new cluster's revisions go on from the
+ * backup's.
  */
 public final class Restore {
 
@@ -71,7 +74,7 @@ public final class Restore {
           throw new IllegalArgumentException("backup " + backup + " is inconsistent: its header says index "
               + header.index() + ", its data index " + db.appliedIndex());
         }
-        db.resetAppliedIndex();
+        db.rebase(header.index(), 0);
         return new Restored(db.keyCount(), db.revision(), header.index(), header.term());
       }
     } catch (IOException e) {

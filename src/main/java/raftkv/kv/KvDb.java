@@ -261,18 +261,16 @@ public final class KvDb implements AutoCloseable {
   }
 
   /**
-   * Sets the applied index and term to 0, keeping the keys, the revision and the key count, and
-   * makes it durable (one synced write of the meta record). For a database restored from a backup
-   * to seed a node of a new cluster ({@code raftkv restore}): that cluster's log starts empty, at
-   * index 1, so its state machine must not claim entries of the old cluster's log. A batch begun
-   * before cannot commit after it.
+   * Sets the applied index and term to {@code index} and {@code term}, keeping the data, revision
+   * and key count (a synced write): a node seeded from a backup starts its new cluster's log after
+   * {@code index}, with a term of its own.
    */
-  public void resetAppliedIndex() {
+  public void rebase(long index, long term) {
     checkOpen();
-    handle.db.put(META_KEY, meta(0, 0, revision, keyCount), synced);
+    handle.db.put(META_KEY, meta(index, term, revision, keyCount), synced);
     generation++;
-    appliedIndex = 0;
-    appliedTerm = 0;
+    appliedIndex = index;
+    appliedTerm = term;
   }
 
   /**

@@ -196,7 +196,9 @@ final class RaftState {
 
   /** POST /v1/cluster/snapshot: sync now (or answer with the last one when nothing was applied since). */
   void takeSnapshot(ActorRef<RaftNode.SnapshotTaken> replyTo) {
-    if (!applying.syncInFlight && applying.appliedIndex == applying.snapshotIndex && applying.snapshotBytes > 0) {
+    // (what was handed to the applier, not what it confirmed: a write already answered to its
+    // client may not be confirmed yet, and the applier syncs after applying what came before)
+    if (!applying.syncInFlight && applying.sentIndex == applying.snapshotIndex && applying.snapshotBytes > 0) {
       replyTo.tell(new RaftNode.SnapshotTaken(applying.snapshotIndex, applying.snapshotTerm, applying.snapshotBytes));
       return;
     }
