@@ -84,9 +84,8 @@ final class Applier {
                 }
               }
             }
-            if (!a.entries().isEmpty()) {
-              node.tell(new RaftNode.Applied(a.entries().get(a.entries().size() - 1).index()));
-            }
+            // (no Applied back to the node per batch: that was two thread wake-ups per write on every
+            // node; the node counts what it sent, and a Sync or Query sent later is answered after it)
             return Behaviors.same();
           })
           .onMessage(Query.class, q -> {

@@ -208,9 +208,6 @@ public final class RaftNode {
   /** From the applier: the state machine cannot be opened (a one-line reason). */
   record StateMachineFailed(String reason) implements Command {}
 
-  /** From the applier: every entry up to {@code index} is applied. */
-  record Applied(long index) implements Command {}
-
   /** From the applier: the state machine is durable up to {@code index} (of {@code term}), {@code bytes} large. */
   record Synced(long index, long term, long bytes) implements Command {}
 

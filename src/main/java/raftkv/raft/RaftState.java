@@ -183,10 +183,16 @@ final class RaftState {
    * constructor starts the log after the state machine's index, as after an installed snapshot.
    */
   void applyCommitted() {
-    applying.applyUpTo(commitIndex, log);
+    if (applying.sentIndex < commitIndex) {
+      applying.applyUpTo(commitIndex, log);
+      onApplied(applying.sentIndex);
+    }
   }
 
-  /** The applier applied everything up to {@code index}: maybe a snapshot is due. */
+  /**
+   * Everything up to {@code index} went to the applier, which applies it in order before anything
+   * sent later (a Sync, a Query): for the node it counts as applied. Maybe a snapshot is due.
+   */
   void onApplied(long index) {
     applying.appliedIndex = Math.max(applying.appliedIndex, index);
     if (applying.snapshotDue(settings)) {

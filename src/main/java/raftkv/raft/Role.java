@@ -82,11 +82,6 @@ abstract class Role {
       Behavior<RaftNode.Command> next = afterPersisted();
       return next == null ? Behaviors.same() : next;
     }
-    if (message instanceof RaftNode.Applied a) {
-      s.onApplied(a.index());
-      afterApplied();
-      return Behaviors.same();
-    }
     if (message instanceof RaftNode.Synced synced) {
       s.onSynced(synced, keepFrom());
       return Behaviors.same();
@@ -144,9 +139,6 @@ abstract class Role {
   protected Behavior<RaftNode.Command> afterPersisted() {
     return null;
   }
-
-  /** Hook after the applier applied more entries. */
-  protected void afterApplied() {}
 
   /** The first log index this role still needs (a leader's snapshot transfers): compaction stops before it. */
   protected long keepFrom() {
