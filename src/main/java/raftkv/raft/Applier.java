@@ -67,6 +67,9 @@ final class Applier {
         node.tell(new RaftNode.StateMachineFailed(describe(e)));
         return Behaviors.stopped();
       }
+      // durable before the node builds its log on it: after a kill, what it holds may be writes
+      // that are only in the page cache, and the node may compact or reset its log against them
+      sm.sync();
       node.tell(new RaftNode.StateMachineOpened(sm.appliedIndex(), sm.appliedTerm()));
       Executor blocking = ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking());
       Replies replies = new Replies(settings);

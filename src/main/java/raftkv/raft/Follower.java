@@ -69,6 +69,16 @@ final class Follower extends Role {
       s.send(leader, reject(ae, s.log.firstIndexOfTerm(prev), conflictTerm));
       return;
     }
+    if (prev < s.log.snapshotIndex() && !sameHistoryAsSnapshot(ae)) {
+      // Terms never decrease along a log: an entry at or before this node's snapshot point with a
+      // later term than the snapshot's last entry belongs to another history (a cluster seeded
+      // from a backup on some nodes only, say). Acknowledging it would make the leader count
+      // entries this node skips; refuse it instead.
+      s.ctx.getLog().error("{} refuses entries of {} in term {}: they contradict its snapshot at {} (term {})",
+          s.self.id(), ae.leaderId(), ae.term(), s.log.snapshotIndex(), s.log.snapshotTerm());
+      s.send(leader, reject(ae, s.log.snapshotIndex() + 1, -1));
+      return;
+    }
     long firstWritten = s.log.merge(ae.entries());
     if (firstWritten != -1) {
       s.noteLogWritten(firstWritten);
@@ -86,6 +96,23 @@ final class Follower extends Role {
     } else {
       s.sendAfterLog(leader, ok);
     }
+  }
+
+  /** Whether what {@code ae} says about indices up to the snapshot point fits the snapshot's last term. */
+  private boolean sameHistoryAsSnapshot(RaftNode.AppendEntries ae) {
+    long snapshotTerm = s.log.snapshotTerm();
+    if (ae.prevLogTerm() > snapshotTerm) {
+      return false;
+    }
+    for (LogEntry e : ae.entries()) {
+      if (e.index() > s.log.snapshotIndex()) {
+        break;
+      }
+      if (e.term() > snapshotTerm) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Any message of the current leader: it is alive, and its address is known. */

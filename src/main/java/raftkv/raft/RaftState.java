@@ -85,6 +85,12 @@ final class RaftState {
       pipeline.recordHardState(new RaftJournal.Compacted(smIndex, smTerm));
       pipeline.noteCompacted(smIndex);
     }
+    if (log.lastTerm() > currentTerm) {
+      // the state machine applied entries of a term whose TermAdvanced a crash kept from the
+      // journal: a node's term is never below its log's (a stale leader of the lower term would
+      // otherwise still be followed)
+      advanceTerm(log.lastTerm());
+    }
     List<Peer> voters = recovered.voters();
     if (voters.isEmpty()) {
       // First start on an empty data dir: the initial voters become part of the durable state, so a

@@ -154,8 +154,9 @@ abstract class Role {
   protected void receiveSnapshotChunk(RaftNode.InstallSnapshot m) {
     ActorRef<RaftNode.Command> leader = s.peers.ref(m.leaderId());
     if (m.snapshotIndex() <= s.applying.sentIndex) {
-      // this node already applied past it: its log continues after the snapshot as it is
-      s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), m.snapshotIndex(), 0, true));
+      // this node already applied past it: its log continues after the snapshot as it is (said once
+      // what the log holds is durable, since the leader takes it as this node's match index)
+      s.sendAfterLog(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), m.snapshotIndex(), 0, true));
       return;
     }
     SnapshotReceipt r = s.receipt;
@@ -230,7 +231,7 @@ abstract class Role {
           false));
     } else if (r.index <= s.applying.sentIndex) {
       s.receipt = null; // applied past it meanwhile
-      s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), c.snapshotIndex(), 0, true));
+      s.sendAfterLog(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), c.snapshotIndex(), 0, true));
     } else {
       r.restoring = true;
       s.applying.restoring = true; // nothing more goes to the applier until the state is replaced
