@@ -1149,7 +1149,7 @@ public final class KvDb implements AutoCloseable {
    * {@code skip} zero bytes then UTF-8 of {@code key}, an unpaired surrogate written as its own
    * three-byte sequence (as {@link KvStore}'s snapshot does), so that every Java string is a key.
    */
-  private static byte[] encodeKey(String key, int skip) {
+  static byte[] encodeKey(String key, int skip) {
     byte[] bytes = new byte[skip + KvStore.utf8Length(key)];
     if (skip > 0) {
       bytes[0] = DATA;
@@ -1178,7 +1178,7 @@ public final class KvDb implements AutoCloseable {
   }
 
   /** Reads what {@link #encodeKey} wrote from {@code from} on; IllegalArgumentException when it is no such UTF-8. */
-  private static String decodeKey(byte[] bytes, int from) {
+  static String decodeKey(byte[] bytes, int from) {
     StringBuilder key = new StringBuilder(bytes.length - from);
     for (int i = from; i < bytes.length; ) {
       int lead = bytes[i++] & 0xFF;

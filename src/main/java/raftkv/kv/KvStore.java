@@ -424,71 +424,17 @@ public final class KvStore {
     return 4;
   }
 
-  /**
-   * UTF-8, except that an unpaired surrogate (which {@link String#getBytes} would turn into '?')
-   * is written as its own three-byte sequence, so that every Java string survives a snapshot.
-   */
+  /** UTF-8, an unpaired surrogate as its own three-byte sequence: KvDb's key encoding. */
   private static byte[] encodeKey(String key) {
-    byte[] bytes = new byte[utf8Length(key)];
-    int at = 0;
-    for (int i = 0; i < key.length(); ) {
-      int cp = key.codePointAt(i);
-      i += Character.charCount(cp);
-      switch (utf8Length(cp)) {
-        case 1 -> bytes[at++] = (byte) cp;
-        case 2 -> {
-          bytes[at++] = (byte) (0xC0 | cp >> 6);
-          bytes[at++] = (byte) (0x80 | cp & 0x3F);
-        }
-        case 3 -> {
-          bytes[at++] = (byte) (0xE0 | cp >> 12);
-          bytes[at++] = (byte) (0x80 | cp >> 6 & 0x3F);
-          bytes[at++] = (byte) (0x80 | cp & 0x3F);
-        }
-        default -> {
-          bytes[at++] = (byte) (0xF0 | cp >> 18);
-          bytes[at++] = (byte) (0x80 | cp >> 12 & 0x3F);
-          bytes[at++] = (byte) (0x80 | cp >> 6 & 0x3F);
-          bytes[at++] = (byte) (0x80 | cp & 0x3F);
-        }
-      }
-    }
-    return bytes;
+    return KvDb.encodeKey(key, 0);
   }
 
   private static String decodeKey(byte[] bytes) {
-    StringBuilder key = new StringBuilder(bytes.length);
-    for (int i = 0; i < bytes.length; ) {
-      int lead = bytes[i++] & 0xFF;
-      int continuations;
-      int cp;
-      if (lead < 0x80) {
-        continuations = 0;
-        cp = lead;
-      } else if ((lead & 0xE0) == 0xC0) {
-        continuations = 1;
-        cp = lead & 0x1F;
-      } else if ((lead & 0xF0) == 0xE0) {
-        continuations = 2;
-        cp = lead & 0x0F;
-      } else if ((lead & 0xF8) == 0xF0) {
-        continuations = 3;
-        cp = lead & 0x07;
-      } else {
-        throw new IllegalArgumentException("snapshot is corrupt: a key is not UTF-8");
-      }
-      for (int k = 0; k < continuations; k++) {
-        if (i == bytes.length || (bytes[i] & 0xC0) != 0x80) {
-          throw new IllegalArgumentException("snapshot is corrupt: a key is not UTF-8");
-        }
-        cp = cp << 6 | bytes[i++] & 0x3F;
-      }
-      if (cp > Character.MAX_CODE_POINT) {
-        throw new IllegalArgumentException("snapshot is corrupt: a key is not UTF-8");
-      }
-      key.appendCodePoint(cp);
+    try {
+      return KvDb.decodeKey(bytes, 0);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("snapshot is corrupt: " + e.getMessage());
     }
-    return key.toString();
   }
 
   @Override
