@@ -41,7 +41,8 @@ public final class Main {
       "--raft-port", "raftkv.node.raft-port",
       "--http-port", "raftkv.node.http-port",
       "--data-dir", "raftkv.node.data-dir",
-      "--peers", "raftkv.node.peers");
+      "--peers", "raftkv.node.peers",
+      "--cluster-token", "raftkv.node.cluster-token");
 
   private Main() {}
 
@@ -112,7 +113,7 @@ public final class Main {
     }
   }
 
-  private static final Set<String> RESTORE_FLAGS = Set.of("--from", "--data-dir", "--id", "--peers");
+  private static final Set<String> RESTORE_FLAGS = Set.of("--from", "--data-dir", "--id", "--peers", "--cluster-token");
 
   /** {@code raftkv restore ...}: one line on stdout once restored, else one on stderr and a non-zero exit. */
   private static void restore(String[] args) {
@@ -155,20 +156,21 @@ public final class Main {
       return;
     }
     try {
-      restored = Restore.restore(Path.of(flags.get("--from")), dataDir, id, peers);
+      restored = Restore.restore(Path.of(flags.get("--from")), dataDir, id, peers,
+          flags.getOrDefault("--cluster-token", Restore.DEFAULT_CLUSTER_TOKEN));
     } catch (IllegalArgumentException | IllegalStateException e) {
       fail(1, e.getMessage());
       return;
     }
     Peer me = peers.stream().filter(p -> p.id().equals(id)).findFirst().orElseThrow();
     System.out.println("restored " + restored.keys() + " keys at revision " + restored.revision() + " into " + dataDir
-        + "; start it with bin/raftkv node --id " + id + " --host " + me.host() + " --raft-port " + me.port()
+        + " (new cluster id " + RaftNode.clusterIdText(restored.clusterId()) + "); start it with bin/raftkv node --id " + id + " --host " + me.host() + " --raft-port " + me.port()
         + " --data-dir " + dataDir + " --peers " + flags.get("--peers"));
     System.out.flush();
   }
 
   private static String restoreUsage() {
-    return "usage: raftkv restore --from FILE --data-dir DIR --id ID --peers ID@HOST:PORT,...";
+    return "usage: raftkv restore --from FILE --data-dir DIR --id ID --peers ID@HOST:PORT,... [--cluster-token T]";
   }
 
   private static Behavior<RaftNode.Lifecycle> launcher(NodeSettings settings) {
@@ -216,7 +218,7 @@ public final class Main {
 
   private static String usage() {
     return "usage: raftkv node --id ID --host HOST --raft-port PORT --http-port PORT --data-dir DIR --peers ID@HOST:PORT,..."
-        + " [--fault-injection (test only)]\n       " + restoreUsage();
+        + " [--cluster-token T] [--fault-injection (test only)]\n       " + restoreUsage();
   }
 
   /** One line on stderr and a non-zero exit; never a stack trace for an operator's mistake. */

@@ -38,8 +38,14 @@ import java.util.stream.Stream;
  */
 public final class Restore {
 
-  /** What a restore wrote: the key count and store revision, and the backup's index and term in its old cluster. */
-  public record Restored(long keys, long revision, long backupIndex, long backupTerm) {}
+  /**
+   * What a restore wrote: the key count and store revision, the backup's index and term in its old
+   * cluster, and the new cluster's id.
+   */
+  public record Restored(long keys, long revision, long backupIndex, long backupTerm, long clusterId) {}
+
+  /** The cluster token of a node started without {@code --cluster-token} (reference.conf's). */
+  public static final String DEFAULT_CLUSTER_TOKEN = "raftkv";
 
   private Restore() {}
 
@@ -54,6 +60,16 @@ public final class Restore {
    *     or cannot be written; what this call wrote into it is removed again
    */
   public static Restored restore(Path backup, Path dataDir, String id, List<Peer> peers) {
+    return restore(backup, dataDir, id, peers, DEFAULT_CLUSTER_TOKEN);
+  }
+
+  /**
+   * As {@link #restore(Path, Path, String, List)}, for a cluster of token {@code token}. The new
+   * cluster's id follows from the backup's checksum, the peers and the token: every node restored
+   * from the same file with the same peers gets the same id, and it is not the id of the cluster
+   * the backup came from, whose nodes it will never accept messages from.
+   */
+  public static Restored restore(Path backup, Path dataDir, String id, List<Peer> peers, String token) {
     Objects.requireNonNull(backup, "backup");
     Objects.requireNonNull(dataDir, "dataDir");
     if (id == null || !id.matches("[A-Za-z0-9_.-]{1,64}")) {
@@ -67,6 +83,8 @@ public final class Restore {
     boolean created = !Files.exists(dataDir);
     try {
       DataDir.claim(dataDir, id);
+      long clusterId = DataDir.restoredClusterId(trailer(backup), peers, token);
+      DataDir.writeClusterId(dataDir, clusterId);
       try (KvDb db = KvDb.open(dataDir.resolve("kv"));
            InputStream in = SnapshotFile.openData(backup, header)) {
         db.restore(in);
@@ -75,7 +93,7 @@ public final class Restore {
               + header.index() + ", its data index " + db.appliedIndex());
         }
         db.rebase(header.index(), 0);
-        return new Restored(db.keyCount(), db.revision(), header.index(), header.term());
+        return new Restored(db.keyCount(), db.revision(), header.index(), header.term(), clusterId);
       }
     } catch (IOException e) {
       undo(dataDir, created);
@@ -95,6 +113,20 @@ public final class Restore {
       return SnapshotFile.verify(backup);
     } catch (IOException e) {
       throw new IllegalArgumentException("backup file " + backup + " cannot be read: " + oneLine(e));
+    }
+  }
+
+  /** The backup's SHA-256, its last bytes (checked by {@link SnapshotFile#verify} before). */
+  private static byte[] trailer(Path backup) throws IOException {
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(backup)) {
+      java.nio.ByteBuffer hash = java.nio.ByteBuffer.allocate(32);
+      long at = ch.size() - hash.capacity();
+      while (hash.hasRemaining()) {
+        if (ch.read(hash, at + hash.position()) < 0) {
+          throw new IOException("backup " + backup + " ended while its checksum was read");
+        }
+      }
+      return hash.array();
     }
   }
 

@@ -4,10 +4,19 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 
 import java.util.List;
 
-/** A node's view of the cluster, as GET /v1/cluster/status renders it (API.md §5). */
+/**
+ * A node's view of the cluster, as GET /v1/cluster/status renders it (API.md §5).
+ * {@code clusterId} is the id of the node's cluster (16 hex digits), or null when unknown.
+ */
 public record ClusterStatus(
     String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,
-    long lastLogIndex, long snapshotIndex, long revision, List<Member> members) {
+    long lastLogIndex, long snapshotIndex, long revision, List<Member> members, String clusterId) {
+
+  /** A status without a cluster id. */
+  public ClusterStatus(String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,
+                       long lastLogIndex, long snapshotIndex, long revision, List<Member> members) {
+    this(id, role, term, leaderId, commitIndex, appliedIndex, lastLogIndex, snapshotIndex, revision, members, null);
+  }
 
   /** {@code matchIndex} and {@code lastContactMillis} are known on the leader only (else null). */
   @JsonInclude(JsonInclude.Include.NON_NULL)

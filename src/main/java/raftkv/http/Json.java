@@ -214,6 +214,9 @@ final class Json {
       json.writeNumberField("lastLogIndex", status.lastLogIndex());
       json.writeNumberField("snapshotIndex", status.snapshotIndex());
       json.writeNumberField("revision", status.revision());
+      if (status.clusterId() != null) {
+        json.writeStringField("clusterId", status.clusterId());
+      }
       json.writeArrayFieldStart("members");
       List<ClusterStatus.Member> members = status.members() == null ? List.of() : status.members();
       for (ClusterStatus.Member member : members) {

@@ -4,6 +4,10 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+
+import raftkv.raft.Peer;
+import raftkv.raft.RaftNode;
 
 import org.slf4j.LoggerFactory;
 
@@ -13,6 +17,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class DataDir {
   static final String ID_FILE = "raftkv-node-id";
+  /** Where a node keeps the id of its cluster (16 hex digits and a newline). */
+  public static final String CLUSTER_ID_FILE = "raftkv-cluster-id";
 
   private DataDir() {}
 
@@ -93,5 +99,72 @@ public final class DataDir {
     } catch (IOException | RuntimeException e) {
       return String.valueOf(e.getMessage()).replace('\n', ' ');
     }
+  }
+
+  /**
+   * The id of the cluster this node belongs to: the one {@code dir} keeps, else (a first start)
+   * the id of a cluster bootstrapped with {@code peers} and {@code token}, written there now. Like
+   * etcd's, it is derived from the initial membership (every address, sorted) and a token, so
+   * the nodes of one cluster agree on it without talking, and two clusters on different machines,
+   * or with different tokens, differ. A restored cluster gets a fresh one ({@link #restoredClusterId}).
+   *
+   * @throws IllegalStateException with a one-line reason when the file cannot be read or written, or is malformed
+   */
+  public static long clusterId(Path dir, List<Peer> peers, String token) {
+    Path file = dir.resolve(CLUSTER_ID_FILE);
+    try {
+      if (Files.exists(file)) {
+        String text = Files.readString(file, StandardCharsets.UTF_8).trim();
+        if (!text.matches("[0-9a-f]{16}")) {
+          throw new IllegalStateException("data dir " + dir + " has a malformed " + CLUSTER_ID_FILE + " file: '"
+              + (text.length() > 40 ? text.substring(0, 40) + "..." : text).replaceAll("\\s+", " ") + "'");
+        }
+        return Long.parseUnsignedLong(text, 16);
+      }
+      long id = bootstrapClusterId(peers, token);
+      writeClusterId(dir, id);
+      return id;
+    } catch (IOException e) {
+      throw new IllegalStateException("data dir " + dir + ": cannot read or write " + CLUSTER_ID_FILE + ": "
+          + String.valueOf(e.getMessage()).replace('\n', ' '));
+    }
+  }
+
+  /** Writes {@code id} as the cluster id of the node whose data dir is {@code dir} (atomically). */
+  public static void writeClusterId(Path dir, long id) throws IOException {
+    Path tmp = dir.resolve(CLUSTER_ID_FILE + ".tmp");
+    Files.writeString(tmp, RaftNode.clusterIdText(id) + "\n", StandardCharsets.UTF_8);
+    Files.move(tmp, dir.resolve(CLUSTER_ID_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+  }
+
+  /** The id of a cluster bootstrapped with {@code peers} and {@code token}. */
+  public static long bootstrapClusterId(List<Peer> peers, String token) {
+    return hash("bootstrap", token, peers, new byte[0]);
+  }
+
+  /**
+   * The id of a cluster restored with {@code peers} and {@code token} from the backup whose
+   * SHA-256 is {@code backupHash}: every node restored from the same file agrees on it, and it
+   * differs from the id of the cluster the backup was taken from.
+   */
+  public static long restoredClusterId(byte[] backupHash, List<Peer> peers, String token) {
+    return hash("restored", token, peers, backupHash);
+  }
+
+  private static long hash(String kind, String token, List<Peer> peers, byte[] extra) {
+    java.security.MessageDigest digest;
+    try {
+      digest = java.security.MessageDigest.getInstance("SHA-256");
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+    StringBuilder text = new StringBuilder("raftkv cluster\n").append(kind).append('\n')
+        .append(token == null ? "" : token).append('\n');
+    peers.stream().map(p -> p.id() + "@" + p.host() + ":" + p.port()).sorted()
+        .forEach(p -> text.append(p).append('\n'));
+    digest.update(text.toString().getBytes(StandardCharsets.UTF_8));
+    digest.update(extra);
+    long id = java.nio.ByteBuffer.wrap(digest.digest()).getLong();
+    return id == 0 ? 1 : id; // 0 is the cluster of nodes run without a data dir (tests)
   }
 }

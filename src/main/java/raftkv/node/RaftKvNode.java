@@ -62,10 +62,12 @@ public final class RaftKvNode implements RaftKv {
     RaftSettings.checkIdentity(settings.id(), settings.httpAddress());
     KvLimits limits = limits(system.settings().config(), raft);
     DataDir.claim(settings.dataDir(), settings.id());
+    long clusterId = DataDir.clusterId(settings.dataDir(), settings.peers(),
+        system.settings().config().getString("raftkv.node.cluster-token"));
     java.util.concurrent.atomic.AtomicReference<KvStateMachine> current = new java.util.concurrent.atomic.AtomicReference<>();
     java.nio.file.Path kvDir = settings.dataDir().resolve("kv");
     ActorRef<RaftNode.Command> ref = system.systemActorOf(
-        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress()), settings.peers(), raft,
+        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress(), clusterId), settings.peers(), raft,
             () -> {
               KvStateMachine sm = KvStateMachine.open(kvDir);
               current.set(sm);
@@ -177,7 +179,8 @@ public final class RaftKvNode implements RaftKv {
           List<ClusterStatus.Member> members = st.members().stream().map(m -> new ClusterStatus.Member(m.id(),
               m.address(), m.httpAddress(), m.voter(), m.matchIndex(), m.lastContactMillis())).toList();
           return new ClusterStatus(st.id(), st.role(), st.term(), st.leaderId(), st.commitIndex(), st.appliedIndex(),
-              st.lastLogIndex(), st.snapshotIndex(), sm == null ? 0 : sm.db().revision(), members);
+              st.lastLogIndex(), st.snapshotIndex(), sm == null ? 0 : sm.db().revision(), members,
+              st.clusterId());
         });
   }
 

@@ -37,7 +37,7 @@ final class Candidate extends Role {
       RaftNode.PreVote pv = new RaftNode.PreVote(s.currentTerm + 1, s.self.id(), s.log.lastIndex(), s.log.lastTerm(),
           round);
       for (ActorRef<RaftNode.Command> peer : s.peers.refs().values()) {
-        peer.tell(pv);
+        s.tellPeer(peer, pv);
       }
       return behavior();
     }

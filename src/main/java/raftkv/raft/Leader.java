@@ -220,7 +220,7 @@ final class Leader extends Role {
     if (prevTerm < 0) {
       throw new IllegalStateException("no term for index " + prev + " to replicate to " + id);
     }
-    s.peers.ref(id).tell(new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
+    s.tellPeer(s.peers.ref(id), new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
         prev, prevTerm, entries, s.commitIndex, ++seq));
   }
 
@@ -241,7 +241,7 @@ final class Leader extends Role {
         case PROBE -> sendAppend(id, p, s.log.slice(p.nextIndex, s.settings.maxEntriesPerAppend(), appendBudget));
         case REPLICATE -> sendAppend(id, p, List.of());
         case SNAPSHOT -> {
-          s.peers.ref(id).tell(new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
+          s.tellPeer(s.peers.ref(id), new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
               s.log.snapshotIndex(), s.log.snapshotTerm(), List.of(), s.commitIndex, ++seq));
           if (p.transferring() && p.chunkInFlight && now - p.chunkSentNanos > s.settings.electionTimeout().toNanos()) {
             // the chunk or its answer was lost: send it again
@@ -343,7 +343,7 @@ final class Leader extends Role {
       return;
     }
     p.chunkSentNanos = System.nanoTime();
-    s.peers.ref(c.followerId()).tell(new RaftNode.InstallSnapshot(s.currentTerm, s.self.id(), s.self.httpAddress(),
+    s.tellPeer(s.peers.ref(c.followerId()), new RaftNode.InstallSnapshot(s.currentTerm, s.self.id(), s.self.httpAddress(),
         p.snapshotIndex, p.snapshotTerm, c.offset(), c.data(), c.last()));
   }
 

@@ -116,6 +116,15 @@ public final class RaftNode {
     }
   }
 
+  /**
+   * How every message between peers travels: tagged with the sender's cluster id. A node drops
+   * what another cluster sends (a node of an old cluster at an address a restored cluster now
+   * uses, two clusters configured with the same addresses), so that no vote, entry or snapshot
+   * of one cluster ever reaches another. Messages a node's own code tells it locally (tests) come
+   * without the envelope.
+   */
+  public record FromCluster(long clusterId, Command message) implements Command, CborSerializable {}
+
   // ---- clients (may be forwarded from another node) -----------------------------------------
 
   /**
@@ -188,7 +197,8 @@ public final class RaftNode {
 
   /** A node's view of the cluster. */
   public record Status(String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,
-                       long lastLogIndex, long snapshotIndex, long logStartIndex, List<Member> members) {}
+                       long lastLogIndex, long snapshotIndex, long logStartIndex, List<Member> members,
+                       String clusterId) {}
 
   /** {@code matchIndex} and {@code lastContactMillis} are known on the leader only (else null). */
   public record Member(String id, String address, String httpAddress, boolean voter, Long matchIndex,
@@ -417,6 +427,19 @@ public final class RaftNode {
     }
   }
 
-  /** Who this node is: its id and the HTTP address it advertises (empty when it has none). */
-  public record NodeIdentity(String id, String httpAddress) {}
+  /**
+   * Who this node is: its id, the HTTP address it advertises (empty when it has none), and the id
+   * of the cluster it belongs to (kept in its data dir; see {@link FromCluster}).
+   */
+  public record NodeIdentity(String id, String httpAddress, long clusterId) {
+    /** A node of cluster 0 (tests that run nodes without a data dir). */
+    public NodeIdentity(String id, String httpAddress) {
+      this(id, httpAddress, 0);
+    }
+  }
+
+  /** A cluster id as it is shown and stored: 16 hex digits. */
+  public static String clusterIdText(long clusterId) {
+    return String.format("%016x", clusterId);
+  }
 }

@@ -45,6 +45,13 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   private static final String INSTALL_SNAPSHOT_REPLY = "IR";
   private static final String COMPACTED = "CP";
   private static final String JOURNAL_STATE = "JS";
+  private static final String FROM_CLUSTER = "CM";
+
+  /**
+   * What the {@link RaftNode.FromCluster} envelope adds to the message inside: the cluster id and
+   * the inner message's manifest (two characters); the version byte is written once.
+   */
+  static final int CLUSTER_ENVELOPE_BYTES = 8 + 1 + 2;
 
   private static final byte NO_OP = 0;
   /**
@@ -93,7 +100,8 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       Map.entry(RaftNode.InstallSnapshot.class, INSTALL_SNAPSHOT),
       Map.entry(RaftNode.InstallSnapshotReply.class, INSTALL_SNAPSHOT_REPLY),
       Map.entry(RaftJournal.Compacted.class, COMPACTED),
-      Map.entry(RaftJournal.Durable.class, JOURNAL_STATE));
+      Map.entry(RaftJournal.Durable.class, JOURNAL_STATE),
+      Map.entry(RaftNode.FromCluster.class, FROM_CLUSTER));
 
   @Override
   public String manifest(Object o) {
@@ -105,7 +113,11 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   }
 
   @Override
-  public byte[] toBinary(Object o) {
+  public byte[] toBinary(Object message) {
+    Object o = message;
+    if (message instanceof RaftNode.FromCluster envelope) {
+      o = envelope.message();
+    }
     Out out = new Out(o instanceof RaftNode.AppendEntries ae ? 64 + 96 * ae.entries().size()
         : o instanceof RaftJournal.EntriesAppended ea ? 32 + 96 * ea.entries().size()
         : o instanceof RaftNode.Propose p ? 160 + p.command().length
@@ -113,6 +125,14 @@ public final class RaftSerializer extends SerializerWithStringManifest {
         : o instanceof RaftJournal.Durable d ? 256 + 96 * (int) Math.min(1 << 20, d.log.lastIndex() - d.log.snapshotIndex())
         : 64);
     out.b(VERSION);
+    if (message instanceof RaftNode.FromCluster envelope) {
+      out.l(envelope.clusterId()).s(manifest(o));
+    }
+    writeBody(out, o);
+    return out.toBytes();
+  }
+
+  private void writeBody(Out out, Object o) {
     if (o instanceof RaftNode.AppendEntries m) {
       out.l(m.term()).s(m.leaderId()).ns(m.leaderHttp()).l(m.prevLogIndex()).l(m.prevLogTerm())
           .l(m.leaderCommit()).l(m.seq());
@@ -160,9 +180,9 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       out.l(d.log.snapshotIndex()).l(d.log.snapshotTerm());
       entries(out, d.log.entries());
     } else {
-      throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName());
+      throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName()
+          + (o instanceof RaftNode.FromCluster ? " inside another" : ""));
     }
-    return out.toBytes();
   }
 
   @Override
@@ -173,7 +193,28 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       if (version != VERSION) {
         throw new NotSerializableException("raft message format " + version + " is not known (manifest " + manifest + ")");
       }
-      Object result = switch (manifest) {
+      Object result;
+      if (FROM_CLUSTER.equals(manifest)) {
+        long clusterId = in.l();
+        String inner = in.s();
+        if (FROM_CLUSTER.equals(inner)) {
+          throw new NotSerializableException("a " + FROM_CLUSTER + " message inside another");
+        }
+        result = new RaftNode.FromCluster(clusterId, (RaftNode.Command) readBody(in, inner));
+      } else {
+        result = readBody(in, manifest);
+      }
+      if (in.remaining() != 0) {
+        throw new NotSerializableException(in.remaining() + " bytes left over after a " + manifest + " message");
+      }
+      return result;
+    } catch (IndexOutOfBoundsException | IllegalArgumentException | ClassCastException e) {
+      throw new NotSerializableException("corrupt " + manifest + " message: " + e.getMessage());
+    }
+  }
+
+  private Object readBody(In in, String manifest) throws NotSerializableException {
+      return switch (manifest) {
         case APPEND_ENTRIES -> {
           long term = in.l();
           String leaderId = in.s();
@@ -232,13 +273,6 @@ public final class RaftSerializer extends SerializerWithStringManifest {
         }
         default -> throw new NotSerializableException("unknown raft message manifest '" + manifest + "'");
       };
-      if (in.remaining() != 0) {
-        throw new NotSerializableException(in.remaining() + " bytes left over after a " + manifest + " message");
-      }
-      return result;
-    } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
-      throw new NotSerializableException("corrupt " + manifest + " message: " + e.getMessage());
-    }
   }
 
   // ---- exact sizes: what toBinary writes, without writing it
@@ -253,7 +287,8 @@ public final class RaftSerializer extends SerializerWithStringManifest {
    * bytes above the exact size.
    */
   static long appendEntriesHeaderBytes(String leaderId, String leaderHttp) {
-    return 1 + 8 + stringBytes(leaderId) + (leaderHttp == null ? 1 : 1 + stringBytes(leaderHttp)) + 4 * 8 + 5;
+    return 1 + CLUSTER_ENVELOPE_BYTES + 8 + stringBytes(leaderId) + (leaderHttp == null ? 1 : 1 + stringBytes(leaderHttp))
+        + 4 * 8 + 5;
   }
 
   /** The encoded size of one log entry, as AppendEntries and the journal write it. */

@@ -172,13 +172,48 @@ final class RaftState {
 
   /** Sends a Raft message once the current term and vote are durable. */
   void send(ActorRef<RaftNode.Command> to, RaftNode.Command message) {
-    pipeline.send(to, message);
+    pipeline.send(to, tagged(message));
   }
 
   /** Sends once everything written to the log so far is durable. */
   void sendAfterLog(ActorRef<RaftNode.Command> to, RaftNode.Command message) {
-    pipeline.sendAfterLog(to, message);
+    pipeline.sendAfterLog(to, tagged(message));
   }
+
+  /** Sends a message to a peer now, with nothing to wait for. */
+  void tellPeer(ActorRef<RaftNode.Command> to, RaftNode.Command message) {
+    to.tell(tagged(message));
+  }
+
+  /** {@code message} in the envelope every peer message travels in: tagged with this node's cluster id. */
+  private RaftNode.FromCluster tagged(RaftNode.Command message) {
+    return new RaftNode.FromCluster(self.clusterId(), message);
+  }
+
+  /**
+   * The message inside {@code envelope} when it comes from this node's cluster; else null, and the
+   * first message of each foreign sender (at most {@value #MAX_FOREIGN_SENDERS} of them) is logged.
+   */
+  RaftNode.Command fromOwnCluster(RaftNode.FromCluster envelope) {
+    if (envelope.clusterId() == self.clusterId()) {
+      return envelope.message();
+    }
+    String sender = envelope.message() instanceof RaftNode.RaftMessage m ? m.sender()
+        : envelope.message() instanceof RaftNode.PreVote pv ? pv.candidateId()
+        : envelope.message() instanceof RaftNode.PreVoteReply r ? r.voterId()
+        : "?";
+    String key = sender + "/" + envelope.clusterId();
+    if (foreignSenders.size() < MAX_FOREIGN_SENDERS && foreignSenders.add(key)) {
+      ctx.getLog().warn("{} refuses Raft messages from '{}' of cluster {}: this node belongs to cluster {}"
+              + " (another cluster, or an old node at an address a restored cluster uses; said once per sender)",
+          self.id(), sender, RaftNode.clusterIdText(envelope.clusterId()), RaftNode.clusterIdText(self.clusterId()));
+    }
+    return null;
+  }
+
+  private static final int MAX_FOREIGN_SENDERS = 64;
+  /** Senders of another cluster already logged, as "id/clusterId". */
+  private final java.util.Set<String> foreignSenders = new java.util.HashSet<>();
 
   // ---- apply and snapshots ----------------------------------------------------------------------
 
@@ -260,7 +295,7 @@ final class RaftState {
           view == null ? null : view[0], view == null ? null : view[1]));
     }
     return new RaftNode.Status(self.id(), role, currentTerm, leaderId, commitIndex, applying.appliedIndex,
-        log.lastIndex(), applying.snapshotIndex, log.firstIndex(), members);
+        log.lastIndex(), applying.snapshotIndex, log.firstIndex(), members, RaftNode.clusterIdText(self.clusterId()));
   }
 
   RaftNode.Health health() {

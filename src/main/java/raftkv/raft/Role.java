@@ -34,7 +34,14 @@ abstract class Role {
         .build();
   }
 
-  private Behavior<RaftNode.Command> receive(RaftNode.Command message) {
+  private Behavior<RaftNode.Command> receive(RaftNode.Command received) {
+    RaftNode.Command message = received;
+    if (received instanceof RaftNode.FromCluster envelope) {
+      message = s.fromOwnCluster(envelope);
+      if (message == null) {
+        return Behaviors.same(); // another cluster's: as if it never arrived
+      }
+    }
     Behavior<RaftNode.Command> next = receiveOne(message);
     RaftJournal.Persist batch = s.nextBatch(); // everything this message changed, as one batch
     if (next == Behaviors.<RaftNode.Command>same()) {
@@ -329,7 +336,7 @@ abstract class Role {
     boolean grant = pv.nextTerm() > s.currentTerm
         && s.log.isUpToDate(pv.lastLogTerm(), pv.lastLogIndex())
         && !leaderIsAlive();
-    to.tell(new RaftNode.PreVoteReply(s.currentTerm, pv.nextTerm(), s.self.id(), grant, pv.round()));
+    s.tellPeer(to, new RaftNode.PreVoteReply(s.currentTerm, pv.nextTerm(), s.self.id(), grant, pv.round()));
   }
 
   protected long randomElectionTimeoutMillis() {

@@ -33,6 +33,7 @@ import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -56,6 +57,7 @@ class BackupRestoreTest {
     Path backup = tmp.resolve("backup.snap");
     long[] indexAndTerm;
     List<String> expected;
+    String oldClusterId;
     try (InProcessCluster c = new InProcessCluster(3)) {
       int leader = c.awaitLeader(WAIT);
       RaftKv kv = c.node(leader);
@@ -65,6 +67,7 @@ class BackupRestoreTest {
         indexAndTerm = c.node(leader).backup(true, out).toCompletableFuture().get(30, TimeUnit.SECONDS);
       }
       expected = contents(c, leader);
+      oldClusterId = c.status(leader).clusterId();
       assertEquals(KEYS + 1, expected.size(), "the revision line and one line per key");
       assertEquals("revision " + (KEYS + REWRITTEN), expected.get(0));
 
@@ -93,9 +96,16 @@ class BackupRestoreTest {
       }
     })) {
       assertEquals(3, restored.size());
+      long clusterId = restored.get(0).clusterId();
       for (Restore.Restored r : restored) {
-        assertEquals(new Restore.Restored(KEYS, KEYS + REWRITTEN, header.index(), header.term()), r);
+        assertEquals(new Restore.Restored(KEYS, KEYS + REWRITTEN, header.index(), header.term(), clusterId), r,
+            "every node restored from one file with the same peers is of the same cluster");
       }
+      for (int i = 0; i < c.size(); i++) {
+        assertEquals(RaftNode.clusterIdText(clusterId), c.status(i).clusterId());
+      }
+      assertNotNull(oldClusterId);
+      assertNotEquals(oldClusterId, RaftNode.clusterIdText(clusterId), "a restored cluster is a new cluster");
       int leader = c.awaitLeader(WAIT);
       for (int i = 0; i < c.size(); i++) {
         assertEquals(expected, contents(c, i), "node " + (i + 1) + " holds exactly the backup's keys");
@@ -174,7 +184,10 @@ class BackupRestoreTest {
     // and the intact file, into an empty dir that exists: the keys at the backup's index with term 0, the revision kept
     Path fresh = Files.createDirectories(tmp.resolve("fresh"));
     Restore.Restored r = Restore.restore(backup, fresh, "n2", peers);
-    assertEquals(new Restore.Restored(50, 50, 50, 1), r);
+    assertEquals(new Restore.Restored(50, 50, 50, 1, r.clusterId()), r);
+    assertEquals(RaftNode.clusterIdText(r.clusterId()), Files.readString(fresh.resolve("raftkv-cluster-id")).trim());
+    assertNotEquals(r.clusterId(), Restore.restore(backup, tmp.resolve("other-token"), "n2", peers, "another")
+        .clusterId(), "another token, another cluster");
     assertEquals("n2", Files.readString(fresh.resolve("raftkv-node-id")).trim());
     try (KvDb db = KvDb.open(fresh.resolve("kv"))) {
       assertEquals(50, db.appliedIndex());

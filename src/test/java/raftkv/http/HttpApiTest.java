@@ -821,14 +821,16 @@ class HttpApiTest {
   void clusterStatusHasTheFieldsOfTheContract() throws Exception {
     kv.answer(new ClusterStatus("n1", "leader", 3, "n1", 40, 39, 41, 10, 17, List.of(
             new ClusterStatus.Member("n1", "127.0.0.1:2552", "127.0.0.1:8080", true, 41L, 0L),
-            new ClusterStatus.Member("n2", "127.0.0.1:2553", "127.0.0.1:8081", false, null, null))),
+            new ClusterStatus.Member("n2", "127.0.0.1:2553", "127.0.0.1:8081", false, null, null)),
+            "00c0ffee00c0ffee"),
         new Health(true, null, "n1", 40, 39));
     Reply reply = send("GET", "/v1/cluster/status", null);
     assertEquals(200, reply.status);
     assertEquals("application/json", reply.contentType());
     JsonNode status = reply.json();
     assertEquals(List.of("id", "role", "term", "leaderId", "commitIndex", "appliedIndex", "lastLogIndex",
-        "snapshotIndex", "revision", "members"), fieldNames(status));
+        "snapshotIndex", "revision", "clusterId", "members"), fieldNames(status));
+    assertEquals("00c0ffee00c0ffee", status.get("clusterId").asText());
     assertEquals("leader", status.get("role").asText());
     assertEquals(3, status.get("term").asLong());
     assertEquals(41, status.get("lastLogIndex").asLong());

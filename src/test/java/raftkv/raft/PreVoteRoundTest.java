@@ -79,7 +79,7 @@ class PreVoteRoundTest {
     ActorSystem<Void> peerSystem = system("");
     TestProbe<RaftNode.Command> n2 = TestProbe.create(peerSystem);
     peerSystem.systemActorOf(Behaviors.<RaftNode.Command>receiveMessage(m -> {
-      n2.ref().tell(m);
+      n2.ref().tell(m instanceof RaftNode.FromCluster envelope ? envelope.message() : m);
       return Behaviors.same();
     }), "raftkv", Props.empty());
     ActorSystem<Void> nodeSystem = system("""
@@ -102,7 +102,7 @@ class PreVoteRoundTest {
     assertEquals(first.nextTerm(), second.nextTerm(), "the same term: no election came between the rounds");
     assertNotEquals(first.round(), second.round(), "a new round");
     // ... and only then n2's grant for the first round arrives
-    n1.tell(new RaftNode.PreVoteReply(0, first.nextTerm(), "n2", true, first.round()));
+    n1.tell(new RaftNode.FromCluster(0, new RaftNode.PreVoteReply(0, first.nextTerm(), "n2", true, first.round())));
 
     // then: n1 goes on asking for pre-votes; it never asks for real votes on the stale grant
     RaftNode.PreVote third = (RaftNode.PreVote) n2.fishForMessage(WAIT, "a third pre-vote round", m -> {
@@ -114,7 +114,7 @@ class PreVoteRoundTest {
     }).get(0);
 
     // and a grant for the round in progress is what starts the election
-    n1.tell(new RaftNode.PreVoteReply(0, third.nextTerm(), "n2", true, third.round()));
+    n1.tell(new RaftNode.FromCluster(0, new RaftNode.PreVoteReply(0, third.nextTerm(), "n2", true, third.round())));
     RaftNode.RequestVote vote = (RaftNode.RequestVote) n2.fishForMessage(WAIT, "a vote request", m ->
         m instanceof RaftNode.RequestVote ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore()).get(0);
     assertEquals(third.nextTerm(), vote.term());

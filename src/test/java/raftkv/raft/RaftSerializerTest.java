@@ -225,8 +225,9 @@ class RaftSerializerTest {
         entries.add(e);
         sum += RaftSerializer.entryBytes(e);
         for (String http : new String[] {null, "127.0.0.1:8081", "\u4e3b\u6a5f.example:8081"}) {
-          int encoded = serializer.toBinary(new RaftNode.AppendEntries(Long.MAX_VALUE, "n\u00e9", http, 1, 1,
-              entries, 0, 1)).length;
+          // as it travels: in the envelope that tags it with the cluster id
+          int encoded = serializer.toBinary(new RaftNode.FromCluster(Long.MIN_VALUE, new RaftNode.AppendEntries(
+              Long.MAX_VALUE, "n\u00e9", http, 1, 1, entries, 0, 1))).length;
           long bound = RaftSerializer.appendEntriesHeaderBytes("n\u00e9", http) + sum;
           assertTrue(encoded <= bound && encoded >= bound - 4, encoded + " bytes, bound " + bound);
         }

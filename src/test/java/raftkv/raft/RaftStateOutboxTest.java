@@ -61,8 +61,14 @@ class RaftStateOutboxTest {
     assertEquals(MARKER, peer.receiveMessage(Duration.ofSeconds(5)));
   }
 
+  /** A message n1 sends, as it travels: tagged with its cluster id (0, as the node has no data dir). */
   private static RaftNode.Command message(int n) {
-    return new RaftNode.VoteReply(n, "n1", true);
+    return new RaftNode.FromCluster(0, new RaftNode.VoteReply(n, "n1", true));
+  }
+
+  /** What the step hands to RaftState.send: the message, before the envelope. */
+  private static RaftNode.Command sent(int n) {
+    return ((RaftNode.FromCluster) message(n)).message();
   }
 
   @Test
@@ -87,7 +93,7 @@ class RaftStateOutboxTest {
     // a vote, and a message that announces it: the message waits for the vote's batch and goes with it
     RaftJournal.Persist first = assertInstanceOf(RaftJournal.Persist.class, step(s -> {
       s.castVote("n2");
-      s.send(to, message(1));
+      s.send(to, sent(1));
       return s.nextBatch();
     }));
     peerGetsOnly();
@@ -103,9 +109,9 @@ class RaftStateOutboxTest {
     // waits behind it, or it would reach the peer before the acknowledgement
     RaftJournal.Persist second = assertInstanceOf(RaftJournal.Persist.class, step(s -> {
       s.appendLocal(new LogEntry(1, 1, new LogEntry.NoOp(1)));
-      s.sendAfterLog(to, message(2));
+      s.sendAfterLog(to, sent(2));
       RaftJournal.Persist batch = s.nextBatch();
-      s.send(to, message(3));
+      s.send(to, sent(3));
       return batch;
     }));
     peerGetsOnly();
@@ -117,7 +123,7 @@ class RaftStateOutboxTest {
     // the batch in flight does not release it, the next one carries it
     assertEquals(true, step(s -> {
       s.appendLocal(new LogEntry(2, 1, new LogEntry.NoOp(1)));
-      s.sendAfterLog(to, message(4));
+      s.sendAfterLog(to, sent(4));
       return s.nextBatch() == null; // one batch in flight at a time
     }));
     peerGetsOnly();
@@ -137,7 +143,7 @@ class RaftStateOutboxTest {
 
     // nothing waits any more: a message that needs nothing new leaves at once
     step(s -> {
-      s.send(to, message(5));
+      s.send(to, sent(5));
       return null;
     });
     peerGetsOnly(message(5));

@@ -1,0 +1,142 @@
+package raftkv.raft;
+
+import akka.actor.testkit.typed.javadsl.TestProbe;
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.ActorRefResolver;
+import akka.actor.typed.ActorSystem;
+import akka.actor.typed.Props;
+import akka.actor.typed.javadsl.AskPattern;
+import akka.actor.typed.javadsl.Behaviors;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
+import raftkv.node.NodeSettings;
+
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * A node never accepts Raft messages from another cluster. n1 is a real node of cluster {@code
+ * OURS} (on a LevelDB journal); n2 is a probe in another ActorSystem at n2's address, which
+ * speaks for a node of either cluster. Votes and entries of another cluster change nothing on n1
+ * (its term, its log), and n1 says so in one log line per sender, however many arrive; the same
+ * messages tagged with n1's own cluster id are obeyed. What n1 sends carries its cluster id.
+ */
+class ClusterIdTest {
+  private static final Duration WAIT = Duration.ofSeconds(15);
+  private static final long OURS = 0x1234_5678_9abc_def0L;
+  private static final long THEIRS = 0x0fed_cba9_8765_4321L;
+  private final List<ActorSystem<?>> systems = new ArrayList<>();
+  private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
+
+  @TempDir
+  Path dir;
+
+  @AfterEach
+  void tearDown() throws Exception {
+    ((Logger) LoggerFactory.getLogger(Logger.ROOT_LOGGER_NAME)).detachAppender(logged);
+    for (ActorSystem<?> system : systems) {
+      system.terminate();
+    }
+    for (ActorSystem<?> system : systems) {
+      system.getWhenTerminated().toCompletableFuture().get(20, TimeUnit.SECONDS);
+    }
+  }
+
+  private ActorSystem<Void> system(String extra) {
+    Config config = ConfigFactory.parseString("""
+            akka.remote.artery.canonical.hostname = "127.0.0.1"
+            akka.remote.artery.canonical.port = 0
+            akka.loglevel = WARNING
+            akka.coordinated-shutdown.run-by-jvm-shutdown-hook = off
+            raftkv.raft.heartbeat-interval = 50ms
+            raftkv.raft.election-timeout = 300ms
+            """ + extra)
+        .withFallback(ConfigFactory.load()).resolve();
+    ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), NodeSettings.SYSTEM_NAME, config);
+    systems.add(system);
+    return system;
+  }
+
+  private static int freePort() throws Exception {
+    try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
+  }
+
+  private long refusals() {
+    synchronized (logged.list) {
+      return logged.list.stream().filter(e -> e.getFormattedMessage().contains("refuses Raft messages")).count();
+    }
+  }
+
+  @Test
+  void aNodeObeysOnlyMessagesOfItsOwnCluster() throws Exception {
+    logged.start();
+    ((Logger) LoggerFactory.getLogger(Logger.ROOT_LOGGER_NAME)).addAppender(logged);
+    // given: n1 of cluster OURS; n2, a probe that gets whatever n1 sends it, envelope included
+    ActorSystem<Void> peerSystem = system("");
+    TestProbe<RaftNode.Command> n2 = TestProbe.create(peerSystem);
+    peerSystem.systemActorOf(Behaviors.<RaftNode.Command>receiveMessage(m -> {
+      n2.ref().tell(m);
+      return Behaviors.same();
+    }), "raftkv", Props.empty());
+    ActorSystem<Void> nodeSystem = system("""
+        raftkv.journal.dir = "%s"
+        raftkv.snapshot-store.dir = "%s"
+        """.formatted(dir.resolve("journal"), dir.resolve("snapshots")));
+    List<Peer> voters = List.of(
+        new Peer("n1", "127.0.0.1", nodeSystem.address().getPort().get()),
+        new Peer("n2", "127.0.0.1", peerSystem.address().getPort().get()),
+        new Peer("n3", "127.0.0.1", freePort()));
+    ActorRef<RaftNode.Command> local = nodeSystem.systemActorOf(RaftNode.create(
+        new RaftNode.NodeIdentity("n1", null, OURS), voters, RaftSettings.fromConfig(nodeSystem.settings().config()),
+        MemoryStateMachine::new, dir.resolve("snapshot-files"), null), "raftkv", Props.empty());
+    ActorRef<RaftNode.Command> n1 = ActorRefResolver.get(peerSystem)
+        .resolveActorRef(nodeSystem.address() + "/system/raftkv");
+
+    // what n1 sends is tagged with its cluster id (it asks n2 for a pre-vote: n3 is not running)
+    RaftNode.FromCluster asked = n2.expectMessageClass(RaftNode.FromCluster.class, WAIT);
+    assertEquals(OURS, asked.clusterId());
+
+    // when: n2 speaks for a leader of another cluster, in a term far ahead, many times
+    LogEntry foreign = new LogEntry(1, 7, new LogEntry.Command(new byte[] {1, 2, 3}));
+    for (int i = 0; i < 20; i++) {
+      n1.tell(new RaftNode.FromCluster(THEIRS, new RaftNode.AppendEntries(7, "n2", null, 0, 0, List.of(foreign), 1, i)));
+      n1.tell(new RaftNode.FromCluster(THEIRS, new RaftNode.RequestVote(8, "n2", 10, 7)));
+    }
+    // and then once as a node of n1's own cluster, in a term below the foreign ones
+    n1.tell(new RaftNode.FromCluster(OURS, new RaftNode.RequestVote(5, "n2", 0, 0)));
+
+    // then: only its own cluster's message counted: n1 is in term 5, with no foreign entry, and
+    // voted for n2 (which hears the vote, tagged with n1's cluster id)
+    RaftNode.VoteReply vote = (RaftNode.VoteReply) n2.fishForMessage(WAIT, "n1's vote", m ->
+        m instanceof RaftNode.FromCluster fc && fc.message() instanceof RaftNode.VoteReply
+            ? akka.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+            : akka.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore())
+        .stream().map(m -> ((RaftNode.FromCluster) m).message()).findFirst().orElseThrow();
+    assertEquals(5, vote.term());
+    assertEquals(true, vote.granted());
+    RaftNode.Status status = AskPattern.<RaftNode.Command, RaftNode.Status>ask(local, RaftNode.GetStatus::new, WAIT,
+        nodeSystem.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
+    assertEquals(5, status.term(), "the foreign terms 7 and 8 never reached n1");
+    assertEquals(0, status.lastLogIndex(), "the foreign entry was never appended");
+    assertEquals(RaftNode.clusterIdText(OURS), status.clusterId());
+    // one line for the foreign sender, not one per message
+    await().atMost(WAIT).until(() -> refusals() >= 1);
+    assertEquals(1, refusals(), "one log line per foreign sender");
+  }
+}
