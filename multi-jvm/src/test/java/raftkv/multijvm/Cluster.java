@@ -80,6 +80,25 @@ public final class Cluster implements AutoCloseable {
 
   /** As {@link #start(String, int)}, with {@code extraJavaOpts} after the default JVM options (they win). */
   public static Cluster start(String testName, int size, String extraJavaOpts) {
+    return start(testName, size, extraJavaOpts, null);
+  }
+
+  /**
+   * Prepares the data dir of a node before the cluster starts it for the first time, e.g. by
+   * restoring a backup into it with {@code bin/raftkv restore}: the dir does not exist yet (the
+   * cluster's data dirs were just cleaned), and the node's log dir does.
+   */
+  @FunctionalInterface
+  public interface DataDirSeed {
+    /** Seeds {@code node}'s data dir; {@code peers} is the {@code --peers} value its start will use. */
+    void seed(NodeProcess node, String peers) throws Exception;
+  }
+
+  /**
+   * As {@link #start(String, int, String)}, but {@code seed} (when not null) prepares every node's
+   * data dir, one node after the other, before any node starts.
+   */
+  public static Cluster start(String testName, int size, String extraJavaOpts, DataDirSeed seed) {
     Path home = home();
     Path launcher = home.resolve("bin/raftkv");
     if (!Files.isExecutable(launcher) || !Files.isDirectory(home.resolve("target/lib"))) {
@@ -115,12 +134,25 @@ public final class Cluster implements AutoCloseable {
       System.out.printf("[%s] starting %d nodes: %s%n", testName, size, nodes.stream()
           .map(n -> n.id() + " raft " + n.raftPort() + " http " + n.httpPort())
           .collect(Collectors.joining(", ")));
+      if (seed != null) {
+        Files.createDirectories(logDir);
+        for (NodeProcess node : nodes) {
+          try {
+            seed.seed(node, String.join(",", peers));
+          } catch (Exception e) {
+            throw new IllegalStateException("cannot seed the data dir of " + node.id() + ": " + e.getMessage(), e);
+          }
+        }
+      }
       nodes.forEach(NodeProcess::start);
       for (NodeProcess node : nodes) {
         cluster.awaitReady(node, START_TIMEOUT);
       }
       cluster.awaitLeader(Duration.ofSeconds(60));
       return cluster;
+    } catch (IOException e) {
+      cluster.close();
+      throw new UncheckedIOException("cannot create " + logDir, e);
     } catch (RuntimeException | Error e) {
       cluster.close();
       throw e;

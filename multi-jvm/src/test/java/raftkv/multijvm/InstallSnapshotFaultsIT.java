@@ -32,7 +32,7 @@ class InstallSnapshotFaultsIT {
 
   @Test
   void aTransferSurvivesTheDeathOfItsReceiverAndOfItsSender(TestInfo info) throws Exception {
-    String name = info.getTestClass().orElseThrow().getSimpleName();
+    String name = Scenario.testName(info); // Class.method: where NodeLogsOnFailure looks for the logs
     try (Cluster cluster = Cluster.start(name, 3, "-Draftkv.raft.snapshot-chunk-bytes=4k")) {
       KvHttpClient client = new KvHttpClient();
       Map<String, String> acked = new LinkedHashMap<>();

@@ -25,10 +25,11 @@ public final class NodeLogsOnFailure implements TestWatcher {
         + context.getRequiredTestMethod().getName();
     Path dir = Cluster.logDir(test);
     StringBuilder text = new StringBuilder("\n===== " + test + " failed: node logs in " + dir);
-    try (Stream<Path> files = Files.list(dir)) {
+    // one level of subdirs too: a test that runs a second cluster names it <Class.method>/<what>
+    try (Stream<Path> files = Files.walk(dir, 2)) {
       List<Path> logs = files.filter(f -> f.getFileName().toString().endsWith(".log")).sorted().toList();
       for (Path log : logs) {
-        text.append("\n----- last ").append(TAIL_LINES).append(" lines of ").append(log.getFileName())
+        text.append("\n----- last ").append(TAIL_LINES).append(" lines of ").append(dir.relativize(log))
             .append('\n').append(Cluster.tail(log, TAIL_LINES));
       }
     } catch (IOException e) {
