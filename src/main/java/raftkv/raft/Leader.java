@@ -296,6 +296,9 @@ final class Leader extends Role {
   }
 
   private void onSnapshotFileReady(RaftNode.SnapshotFileReady f) {
+    if (!snapshotFileWriting) {
+      return; // asked for by an earlier leadership or incarnation of this node
+    }
     snapshotFileWriting = false;
     if (f.error() != null) {
       s.ctx.getLog().error("{} could not write a snapshot file for followers: {}", s.self.id(), f.error());

@@ -277,6 +277,7 @@ public final class RaftNode {
       // the applier opens the state machine on its own thread and closes it when it stops
       ActorRef<Applier.Command> applier = ctx.spawn(Applier.create(openStateMachine, ctx.getSelf(), settings),
           "applier", DispatcherSelector.fromConfig(Applier.DISPATCHER));
+      ctx.watch(applier); // an applier that fails restarts the node (Role), which opens the state machine again
       StateMachineOpened[] opened = new StateMachineOpened[1];
       Recovered[] recovered = new Recovered[1];
       String[] reported = new String[1]; // the reason in this incarnation's RecoveryFailed, if any
@@ -322,8 +323,15 @@ public final class RaftNode {
             opened[0] = o;
             return recovered[0] == null ? Behaviors.same() : start.apply(recovered[0], o);
           })
-          .onMessage(StateMachineFailed.class, f -> startFailed(ctx, identity, lifecycle,
-              "cannot open the state machine: " + f.reason()))
+          .onMessage(StateMachineFailed.class, f -> {
+            if (!history.started) {
+              return startFailed(ctx, identity, lifecycle, "cannot open the state machine: " + f.reason());
+            }
+            history.failedRecoveries++;
+            throw new JournalUnavailable("node " + identity.id() + " cannot open its state machine after a failure ("
+                + history.failedRecoveries + (history.failedRecoveries == 1 ? " try" : " tries") + "): "
+                + f.reason() + "; it will try again after a back-off of at most 5 s");
+          })
           .onMessage(Recovered.class, r -> {
             recovered[0] = r;
             return opened[0] == null ? Behaviors.same() : start.apply(r, opened[0]);
@@ -339,6 +347,14 @@ public final class RaftNode {
             return Behaviors.same();
           })
           .onSignal(Terminated.class, t -> {
+            if (t.getRef().equals(applier)) {
+              String reason = "the state machine's applier stopped while the journal was read"
+                  + (t instanceof akka.actor.typed.ChildFailed failed ? ": " + failed.getCause() : "");
+              if (!history.started) {
+                return startFailed(ctx, identity, lifecycle, reason);
+              }
+              throw new JournalUnavailable("node " + identity.id() + ": " + reason + "; restarting");
+            }
             if (!t.getRef().equals(journal)) {
               return Behaviors.same();
             }

@@ -29,7 +29,12 @@ abstract class Role {
     return Behaviors.receive(RaftNode.Command.class)
         .onMessage(RaftNode.Command.class, this::receive)
         .onSignal(Terminated.class, t -> {
-          throw new IllegalStateException("the journal stopped; restarting the node from disk");
+          // the journal (after a failed write) or the applier (the state machine failed): the node
+          // restarts from disk, with new ones
+          String which = t.getRef().equals(s.journal) ? "the journal" : "the state machine's applier";
+          throw new IllegalStateException(which + " stopped"
+              + (t instanceof akka.actor.typed.ChildFailed failed ? " (" + failed.getCause() + ")" : "")
+              + "; restarting the node from disk");
         })
         .build();
   }
@@ -248,11 +253,17 @@ abstract class Role {
 
   private void onRestored(RaftNode.Restored restored) {
     SnapshotReceipt r = s.receipt;
+    if (r == null || !r.restoring) {
+      // from an applier of this node before it restarted: the recovery that followed read the state
+      // machine as that restore left it
+      s.ctx.getLog().debug("{} ignores a restore it did not ask for in this incarnation", s.self.id());
+      return;
+    }
     s.receipt = null;
     ActorRef<RaftNode.Command> leader = r == null ? null : s.peers.ref(r.leaderId);
     if (restored.error() != null) {
       s.applying.restoring = false;
-      s.ctx.getLog().error("{} could not install the snapshot at {}: {}", s.self.id(), r == null ? "?" : r.index,
+      s.ctx.getLog().error("{} could not install the snapshot at {}: {}", s.self.id(), r.index,
           restored.error());
       if (leader != null) {
         s.send(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), r.index, 0, false));

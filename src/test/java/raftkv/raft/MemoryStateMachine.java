@@ -18,7 +18,7 @@ import java.util.TreeMap;
  * a command without '=' is refused. A query is a key and answers its value (empty when none).
  * "Durable" means kept in this object, which a test hands to every incarnation of a node.
  */
-public final class MemoryStateMachine implements StateMachine {
+public class MemoryStateMachine implements StateMachine {
   private TreeMap<String, String> map = new TreeMap<>();
   private long index;
   private long term;
