@@ -39,6 +39,9 @@ final class Applying {
   boolean syncInFlight;
   /** A received snapshot is being restored: nothing goes to the applier until it is done. */
   boolean restoring;
+  /** Leadership to announce once the entries up to {@link #leadershipIndex} went to the applier. */
+  private Applier.Leadership pendingLeadership;
+  private long leadershipIndex;
 
   Applying(ActorRef<Applier.Command> applier, long appliedIndex, long appliedTerm) {
     this.applier = applier;
@@ -96,6 +99,33 @@ final class Applying {
       }
       applier.tell(new Applier.Apply(entries, replies));
       sentIndex = to;
+    }
+    flushLeadership();
+  }
+
+  /**
+   * Tells the applier {@code leadership} once every entry up to {@code index} (the leader's no-op)
+   * went to it, so that the state machine hears of its leadership after it applied the no-op,
+   * never before (which it would while a snapshot that the node received as a follower is still
+   * being restored).
+   */
+  void announceLeadershipAfter(long index, Applier.Leadership leadership) {
+    pendingLeadership = leadership;
+    leadershipIndex = index;
+    flushLeadership();
+  }
+
+  /** Drops an announcement that has not reached the applier yet; true when there was one. */
+  boolean cancelLeadershipAnnouncement() {
+    boolean pending = pendingLeadership != null;
+    pendingLeadership = null;
+    return pending;
+  }
+
+  private void flushLeadership() {
+    if (pendingLeadership != null && !restoring && sentIndex >= leadershipIndex) {
+      applier.tell(pendingLeadership);
+      pendingLeadership = null;
     }
   }
 

@@ -141,7 +141,7 @@ final class Leader extends Role {
   }
 
   private void leave() {
-    if (announced) {
+    if (announced && !s.applying.cancelLeadershipAnnouncement()) {
       s.applying.applier().tell(new Applier.Leadership(s.currentTerm, false));
     }
   }
@@ -483,7 +483,7 @@ final class Leader extends Role {
       s.applyCommitted();
       if (!announced && s.commitIndex >= noOpIndex) {
         announced = true; // after its no-op: the state machine's leader-only work may start
-        s.applying.applier().tell(new Applier.Leadership(s.currentTerm, true));
+        s.applying.announceLeadershipAfter(noOpIndex, new Applier.Leadership(s.currentTerm, true));
       }
       if (!readsBeforeNoOp.isEmpty() && s.commitIndex >= noOpIndex) {
         while (!readsBeforeNoOp.isEmpty()) {

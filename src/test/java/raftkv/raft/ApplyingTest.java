@@ -126,4 +126,33 @@ class ApplyingTest {
     a.applyUpTo(4, log);
     applier.expectNoMessage(Duration.ofMillis(50));
   }
+
+  @Test
+  void theStateMachineHearsOfLeadershipOnlyAfterTheLeadersNoOp() {
+    TestProbe<Applier.Command> applier = kit.createTestProbe();
+    Applying a = new Applying(applier.ref(), 0, 0);
+    RaftLog log = new RaftLog();
+    log.append(new LogEntry(1, 1, new LogEntry.Command(new byte[] {1})));
+    log.append(new LogEntry(2, 2, new LogEntry.NoOp(2)));
+    // a follower that won an election while a snapshot it received is still being restored
+    a.restoring = true;
+    a.applyUpTo(2, log);
+    a.announceLeadershipAfter(2, new Applier.Leadership(2, true));
+    applier.expectNoMessage(Duration.ofMillis(50));
+    // the restore ends (the state machine is at 1): the no-op goes first, then the news
+    a.restoring = false;
+    a.sentIndex = 1;
+    a.applyUpTo(2, log);
+    assertEquals(List.of(2L), applier.expectMessageClass(Applier.Apply.class).entries().stream()
+        .map(StateMachine.Entry::index).toList());
+    assertEquals(new Applier.Leadership(2, true), applier.expectMessageClass(Applier.Leadership.class));
+    assertFalse(a.cancelLeadershipAnnouncement(), "told once");
+    // an announcement that has not gone out yet is dropped when the leadership ends first
+    a.announceLeadershipAfter(5, new Applier.Leadership(3, true));
+    assertTrue(a.cancelLeadershipAnnouncement());
+    log.append(new LogEntry(3, 3, new LogEntry.NoOp(3)));
+    a.applyUpTo(3, log);
+    applier.expectMessageClass(Applier.Apply.class);
+    applier.expectNoMessage(Duration.ofMillis(50));
+  }
 }
