@@ -121,7 +121,19 @@ public final class DataDir {
         }
         return Long.parseUnsignedLong(text, 16);
       }
+      boolean journal = Files.exists(dir.resolve("journal"));
+      if (!journal && Files.exists(dir.resolve("kv"))) {
+        // restore writes the id before the database: a database without an id and without a
+        // journal is a restore that was cut short (or one by a version without cluster ids)
+        throw new IllegalStateException("data dir " + dir + " holds a state machine but no journal and no "
+            + CLUSTER_ID_FILE + " file: an unfinished restore; empty the dir and run bin/raftkv restore again");
+      }
       long id = bootstrapClusterId(peers, token);
+      if (journal) {
+        LoggerFactory.getLogger(DataDir.class).warn("Data dir {} was made by a version without cluster ids: its"
+            + " cluster id {} is derived from --peers and --cluster-token now; every node of the cluster must be"
+            + " given the same ones", dir, RaftNode.clusterIdText(id));
+      }
       writeClusterId(dir, id);
       return id;
     } catch (IOException e) {
@@ -130,11 +142,21 @@ public final class DataDir {
     }
   }
 
-  /** Writes {@code id} as the cluster id of the node whose data dir is {@code dir} (atomically). */
+  /** Writes {@code id} as the cluster id of the node whose data dir is {@code dir}: atomically and durably. */
   public static void writeClusterId(Path dir, long id) throws IOException {
     Path tmp = dir.resolve(CLUSTER_ID_FILE + ".tmp");
     Files.writeString(tmp, RaftNode.clusterIdText(id) + "\n", StandardCharsets.UTF_8);
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(tmp,
+        java.nio.file.StandardOpenOption.WRITE)) {
+      ch.force(true);
+    }
     Files.move(tmp, dir.resolve(CLUSTER_ID_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(dir,
+        java.nio.file.StandardOpenOption.READ)) {
+      ch.force(true);
+    } catch (IOException e) {
+      // not every file system lets a directory be opened for fsync; the rename is still atomic
+    }
   }
 
   /** The id of a cluster bootstrapped with {@code peers} and {@code token}. */
@@ -158,10 +180,12 @@ public final class DataDir {
     } catch (java.security.NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
+    // every field with its length in front: no token or peer list can pass for another
+    String t = token == null ? "" : token;
     StringBuilder text = new StringBuilder("raftkv cluster\n").append(kind).append('\n')
-        .append(token == null ? "" : token).append('\n');
+        .append(t.length()).append(':').append(t).append('\n');
     peers.stream().map(p -> p.id() + "@" + p.host() + ":" + p.port()).sorted()
-        .forEach(p -> text.append(p).append('\n'));
+        .forEach(p -> text.append(p.length()).append(':').append(p).append('\n'));
     digest.update(text.toString().getBytes(StandardCharsets.UTF_8));
     digest.update(extra);
     long id = java.nio.ByteBuffer.wrap(digest.digest()).getLong();

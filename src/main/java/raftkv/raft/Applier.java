@@ -69,7 +69,13 @@ final class Applier {
       }
       // durable before the node builds its log on it: after a kill, what it holds may be writes
       // that are only in the page cache, and the node may compact or reset its log against them
-      sm.sync();
+      try {
+        sm.sync();
+      } catch (RuntimeException e) {
+        sm.close(); // no PostStop for a behavior that failed in its setup: close it here, or its lock stays taken
+        node.tell(new RaftNode.StateMachineFailed(describe(e)));
+        return Behaviors.stopped();
+      }
       node.tell(new RaftNode.StateMachineOpened(sm.appliedIndex(), sm.appliedTerm()));
       Executor blocking = ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking());
       Replies replies = new Replies(settings);

@@ -118,12 +118,12 @@ public final class RaftSerializer extends SerializerWithStringManifest {
     if (message instanceof RaftNode.FromCluster envelope) {
       o = envelope.message();
     }
-    Out out = new Out(o instanceof RaftNode.AppendEntries ae ? 64 + 96 * ae.entries().size()
+    Out out = new Out((o instanceof RaftNode.AppendEntries ae ? 64 + 96 * ae.entries().size()
         : o instanceof RaftJournal.EntriesAppended ea ? 32 + 96 * ea.entries().size()
         : o instanceof RaftNode.Propose p ? 160 + p.command().length
         : o instanceof RaftNode.InstallSnapshot is ? 96 + is.data().length
         : o instanceof RaftJournal.Durable d ? 256 + 96 * (int) Math.min(1 << 20, d.log.lastIndex() - d.log.snapshotIndex())
-        : 64);
+        : 64) + (message instanceof RaftNode.FromCluster ? CLUSTER_ENVELOPE_BYTES : 0));
     out.b(VERSION);
     if (message instanceof RaftNode.FromCluster envelope) {
       out.l(envelope.clusterId()).s(manifest(o));
@@ -282,7 +282,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
 
   /**
    * The encoded size of an AppendEntries of {@code leaderId} and {@code leaderHttp} without its
-   * entries: version, term, the two strings, four longs and the entry count (counted at its
+   * entries, in the envelope it travels in ({@link #CLUSTER_ENVELOPE_BYTES}): version, term, the two strings, four longs and the entry count (counted at its
    * largest, 5 bytes). Adding {@link #entryBytes} of each entry gives a bound that is at most 4
    * bytes above the exact size.
    */

@@ -204,9 +204,10 @@ final class RaftState {
         : "?";
     String key = sender + "/" + envelope.clusterId();
     if (foreignSenders.size() < MAX_FOREIGN_SENDERS && foreignSenders.add(key)) {
-      ctx.getLog().warn("{} refuses Raft messages from '{}' of cluster {}: this node belongs to cluster {}"
+      ctx.getLog().warn("{} refuses Raft messages from '{}' {}: this node belongs to cluster {}"
               + " (another cluster, or an old node at an address a restored cluster uses; said once per sender)",
-          self.id(), sender, RaftNode.clusterIdText(envelope.clusterId()), RaftNode.clusterIdText(self.clusterId()));
+          self.id(), sender, envelope.clusterId() == 0 ? "without a cluster id (a version before cluster ids)"
+              : "of cluster " + RaftNode.clusterIdText(envelope.clusterId()), RaftNode.clusterIdText(self.clusterId()));
     }
     return null;
   }
@@ -295,7 +296,8 @@ final class RaftState {
           view == null ? null : view[0], view == null ? null : view[1]));
     }
     return new RaftNode.Status(self.id(), role, currentTerm, leaderId, commitIndex, applying.appliedIndex,
-        log.lastIndex(), applying.snapshotIndex, log.firstIndex(), members, RaftNode.clusterIdText(self.clusterId()));
+        log.lastIndex(), applying.snapshotIndex, log.firstIndex(), members,
+        self.clusterId() == 0 ? null : RaftNode.clusterIdText(self.clusterId()));
   }
 
   RaftNode.Health health() {

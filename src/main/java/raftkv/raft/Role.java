@@ -31,6 +31,9 @@ abstract class Role {
         .onSignal(Terminated.class, t -> {
           // the journal (after a failed write) or the applier (the state machine failed): the node
           // restarts from disk, with new ones
+          if (!t.getRef().equals(s.journal) && !t.getRef().equals(s.applying.applier())) {
+            return Behaviors.same();
+          }
           String which = t.getRef().equals(s.journal) ? "the journal" : "the state machine's applier";
           throw new IllegalStateException(which + " stopped"
               + (t instanceof akka.actor.typed.ChildFailed failed ? " (" + failed.getCause() + ")" : "")
@@ -46,6 +49,11 @@ abstract class Role {
       if (message == null) {
         return Behaviors.same(); // another cluster's: as if it never arrived
       }
+    } else if (s.self.clusterId() != 0 && isPeerMessage(received)) {
+      // without the envelope: a node of a version without cluster ids (only a node of cluster 0,
+      // run by a test without a data dir, takes these, from the test itself)
+      s.fromOwnCluster(new RaftNode.FromCluster(0, received));
+      return Behaviors.same();
     }
     Behavior<RaftNode.Command> next = receiveOne(message);
     RaftJournal.Persist batch = s.nextBatch(); // everything this message changed, as one batch
@@ -58,6 +66,10 @@ abstract class Role {
       s.journal.tell(batch);
     }
     return next;
+  }
+
+  private static boolean isPeerMessage(RaftNode.Command m) {
+    return m instanceof RaftNode.RaftMessage || m instanceof RaftNode.PreVote || m instanceof RaftNode.PreVoteReply;
   }
 
   private Behavior<RaftNode.Command> receiveOne(RaftNode.Command message) {
@@ -260,7 +272,7 @@ abstract class Role {
       return;
     }
     s.receipt = null;
-    ActorRef<RaftNode.Command> leader = r == null ? null : s.peers.ref(r.leaderId);
+    ActorRef<RaftNode.Command> leader = s.peers.ref(r.leaderId);
     if (restored.error() != null) {
       s.applying.restoring = false;
       s.ctx.getLog().error("{} could not install the snapshot at {}: {}", s.self.id(), r.index,

@@ -64,4 +64,14 @@ class DataDirTest {
     assertEquals(restored, DataDir.restoredClusterId(backupA.clone(), PEERS, "raftkv"), "every node of it agrees");
     assertNotEquals(restored, DataDir.restoredClusterId(backupB, PEERS, "raftkv"), "another backup, another cluster");
   }
+
+  @Test
+  void anUnfinishedRestoreIsRefusedAndADirOfAnEarlierVersionGetsTheBootstrapId() throws Exception {
+    Path restoring = Files.createDirectories(tmp.resolve("restoring").resolve("kv"));
+    IllegalStateException e = assertThrows(IllegalStateException.class,
+        () -> DataDir.clusterId(restoring.getParent(), PEERS, "raftkv"));
+    assertTrue(e.getMessage().contains("unfinished restore"), e.getMessage());
+    Path older = Files.createDirectories(tmp.resolve("older").resolve("journal")).getParent();
+    assertEquals(DataDir.bootstrapClusterId(PEERS, "raftkv"), DataDir.clusterId(older, PEERS, "raftkv"));
+  }
 }
