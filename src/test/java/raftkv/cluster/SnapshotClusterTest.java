@@ -257,6 +257,15 @@ class SnapshotClusterTest {
     for (int n = 1; n < dirs.size(); n++) {
       copy(first, dirs.get(n).resolve("kv"));
     }
+    // seeded as a restore seeds them: with the (same) cluster id, or the node takes the database
+    // without a journal for an unfinished restore
+    for (Path dir : dirs) {
+      try {
+        raftkv.node.DataDir.writeClusterId(dir, 0x5eed);
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
   }
 
   private static void copy(Path from, Path to) {
