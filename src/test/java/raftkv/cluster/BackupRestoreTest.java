@@ -5,7 +5,6 @@ import org.junit.jupiter.api.io.TempDir;
 import raftkv.cli.Restore;
 import raftkv.client.ClusterStatus;
 import raftkv.client.RaftKv;
-import raftkv.kv.KeyValue;
 import raftkv.kv.KvCodec;
 import raftkv.kv.KvCommand;
 import raftkv.kv.KvDb;
@@ -25,7 +24,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
@@ -66,7 +64,7 @@ class BackupRestoreTest {
       try (OutputStream out = Files.newOutputStream(backup)) {
         indexAndTerm = c.node(leader).backup(true, out).toCompletableFuture().get(30, TimeUnit.SECONDS);
       }
-      expected = contents(c, leader);
+      expected = c.contents(leader);
       oldClusterId = c.status(leader).clusterId();
       assertEquals(KEYS + 1, expected.size(), "the revision line and one line per key");
       assertEquals("revision " + (KEYS + REWRITTEN), expected.get(0));
@@ -108,7 +106,7 @@ class BackupRestoreTest {
       assertNotEquals(oldClusterId, RaftNode.clusterIdText(clusterId), "a restored cluster is a new cluster");
       int leader = c.awaitLeader(WAIT);
       for (int i = 0; i < c.size(); i++) {
-        assertEquals(expected, contents(c, i), "node " + (i + 1) + " holds exactly the backup's keys");
+        assertEquals(expected, c.contents(i), "node " + (i + 1) + " holds exactly the backup's keys");
       }
       for (int i = 0; i < c.size(); i++) {
         ClusterStatus st = c.status(i);
@@ -135,7 +133,7 @@ class BackupRestoreTest {
       after.subList(1, after.size()).sort(null);
       await().atMost(WAIT).pollInterval(Duration.ofMillis(100)).untilAsserted(() -> {
         for (int i = 0; i < c.size(); i++) {
-          assertEquals(after, contents(c, i), "node " + (i + 1) + " applied the writes after the restore");
+          assertEquals(after, c.contents(i), "node " + (i + 1) + " applied the writes after the restore");
         }
       });
       c.assertOneLeaderPerTerm();
@@ -229,31 +227,11 @@ class BackupRestoreTest {
     return String.format("k/%05d", i);
   }
 
-  /** Puts keys 0..count-1 (from {@code from}) with values {@code prefix-i}, 32 at a time. */
-  private static void writeKeys(RaftKv via, String prefix, int from, int count) throws Exception {
-    List<CompletableFuture<KvResult>> inFlight = new ArrayList<>();
-    for (int i = from; i < from + count; i++) {
-      inFlight.add(via.write(KvCommand.Put.of(key(i), (prefix + "-" + i).getBytes(StandardCharsets.UTF_8)))
-          .toCompletableFuture());
-      if (inFlight.size() == 32) {
-        CompletableFuture.allOf(inFlight.toArray(CompletableFuture[]::new)).get(30, TimeUnit.SECONDS);
-        inFlight.clear();
-      }
-    }
-    CompletableFuture.allOf(inFlight.toArray(CompletableFuture[]::new)).get(30, TimeUnit.SECONDS);
-  }
 
-  /** Node i's whole state machine as read locally: the revision, then key=value@create/mod/version in key order. */
-  private static List<String> contents(InProcessCluster c, int i) throws Exception {
-    KvResult.RangeDone range = (KvResult.RangeDone) c.node(i).read(new KvQuery.Range("", null, 0),
-        RaftKv.Consistency.SERIALIZABLE).toCompletableFuture().get(30, TimeUnit.SECONDS);
-    List<String> out = new ArrayList<>();
-    out.add("revision " + range.revision());
-    for (KeyValue kv : range.kvs()) {
-      out.add(kv.key() + "=" + new String(kv.value(), StandardCharsets.UTF_8) + "@" + kv.createRevision() + "/"
-          + kv.modRevision() + "/" + kv.version());
-    }
-    return out;
+
+  /** Puts keys {@code key(i)} with values {@code prefix-i}. */
+  private static void writeKeys(RaftKv via, String prefix, int from, int count) throws Exception {
+    InProcessCluster.writeAll(via, BackupRestoreTest::key, i -> prefix + "-" + i, from, count);
   }
 
   /** A restore call, which may throw anything. */

@@ -265,4 +265,39 @@ final class InProcessCluster implements AutoCloseable {
       return s.getLocalPort();
     }
   }
+
+  /**
+   * Writes keys {@code key(i)} with values {@code value(i)} for i in [from, from + count) through
+   * {@code via}, 32 in flight at a time; each must succeed within 30 s.
+   */
+  static void writeAll(raftkv.client.RaftKv via, java.util.function.IntFunction<String> key,
+                       java.util.function.IntFunction<String> value, int from, int count) throws Exception {
+    List<java.util.concurrent.CompletableFuture<raftkv.kv.KvResult>> inFlight = new ArrayList<>();
+    for (int i = from; i < from + count; i++) {
+      inFlight.add(via.write(raftkv.kv.KvCommand.Put.of(key.apply(i),
+          value.apply(i).getBytes(java.nio.charset.StandardCharsets.UTF_8))).toCompletableFuture());
+      if (inFlight.size() == 32 || i == from + count - 1) {
+        java.util.concurrent.CompletableFuture.allOf(inFlight.toArray(java.util.concurrent.CompletableFuture[]::new))
+            .get(30, TimeUnit.SECONDS);
+        inFlight.clear();
+      }
+    }
+  }
+
+  /**
+   * Node {@code i}'s whole state machine as read locally: "revision R", then one
+   * "key=value@create/mod/version" per key, in key order.
+   */
+  List<String> contents(int i) throws Exception {
+    raftkv.kv.KvResult.RangeDone range = (raftkv.kv.KvResult.RangeDone) node(i).read(
+        new raftkv.kv.KvQuery.Range("", null, 0), raftkv.client.RaftKv.Consistency.SERIALIZABLE)
+        .toCompletableFuture().get(30, TimeUnit.SECONDS);
+    List<String> out = new ArrayList<>();
+    out.add("revision " + range.revision());
+    for (raftkv.kv.KeyValue kv : range.kvs()) {
+      out.add(kv.key() + "=" + new String(kv.value(), java.nio.charset.StandardCharsets.UTF_8) + "@"
+          + kv.createRevision() + "/" + kv.modRevision() + "/" + kv.version());
+    }
+    return out;
+  }
 }

@@ -3,7 +3,6 @@ package raftkv.cluster;
 import org.junit.jupiter.api.Test;
 import raftkv.client.ClusterStatus;
 import raftkv.client.RaftKv;
-import raftkv.kv.KeyValue;
 import raftkv.kv.KvCommand;
 import raftkv.kv.KvDb;
 import raftkv.kv.KvQuery;
@@ -11,14 +10,11 @@ import raftkv.kv.KvResult;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -48,39 +44,19 @@ class SnapshotClusterTest {
       """;
   private static final Duration WAIT = Duration.ofSeconds(30);
 
-  /** Writes {@code count} keys {@code prefix}00000.. through node {@code via}, 32 at a time. */
-  private static void writeKeys(RaftKv via, String prefix, int from, int count) throws Exception {
-    List<CompletableFuture<KvResult>> inFlight = new ArrayList<>();
-    for (int i = from; i < from + count; i++) {
-      inFlight.add(via.write(KvCommand.Put.of(String.format("%s%05d", prefix, i),
-          ("value-" + i).getBytes(StandardCharsets.UTF_8))).toCompletableFuture());
-      if (inFlight.size() == 32) {
-        CompletableFuture.allOf(inFlight.toArray(CompletableFuture[]::new)).get(30, TimeUnit.SECONDS);
-        inFlight.clear();
-      }
-    }
-    CompletableFuture.allOf(inFlight.toArray(CompletableFuture[]::new)).get(30, TimeUnit.SECONDS);
-  }
 
-  /** Node i's whole state machine as read locally: key, value, revisions, version. */
-  private static List<String> contents(InProcessCluster c, int i) throws Exception {
-    KvResult.RangeDone range = (KvResult.RangeDone) c.node(i).read(new KvQuery.Range("", null, 0),
-        RaftKv.Consistency.SERIALIZABLE).toCompletableFuture().get(30, TimeUnit.SECONDS);
-    List<String> out = new ArrayList<>();
-    out.add("revision " + range.revision());
-    for (KeyValue kv : range.kvs()) {
-      out.add(kv.key() + "=" + new String(kv.value(), StandardCharsets.UTF_8) + "@" + kv.createRevision() + "/"
-          + kv.modRevision() + "/" + kv.version());
-    }
-    return out;
+
+  /** Writes {@code count} keys {@code prefix}00000.. through node {@code via}. */
+  private static void writeKeys(RaftKv via, String prefix, int from, int count) throws Exception {
+    InProcessCluster.writeAll(via, i -> String.format("%s%05d", prefix, i), i -> "value-" + i, from, count);
   }
 
   private static void awaitSameContents(InProcessCluster c, int leader) {
     await().atMost(WAIT).pollInterval(Duration.ofMillis(200)).untilAsserted(() -> {
-      List<String> expected = contents(c, leader);
+      List<String> expected = c.contents(leader);
       for (int i = 0; i < c.size(); i++) {
         if (c.isUp(i)) {
-          assertEquals(expected, contents(c, i), "node " + (i + 1) + " holds the leader's state");
+          assertEquals(expected, c.contents(i), "node " + (i + 1) + " holds the leader's state");
         }
       }
     });
@@ -148,7 +124,7 @@ class SnapshotClusterTest {
       writeKeys(c.node(leader), "k/", 0, 900);
       awaitSameContents(c, leader);
       await().atMost(WAIT).until(() -> c.status(leader).snapshotIndex() >= 600);
-      before = contents(c, leader);
+      before = c.contents(leader);
       for (int i = 0; i < 3; i++) {
         c.stop(i);
       }
@@ -163,7 +139,7 @@ class SnapshotClusterTest {
       }
       int again = c.awaitLeader(WAIT);
       awaitSameContents(c, again);
-      assertEquals(before, contents(c, again), "every acknowledged write survived");
+      assertEquals(before, c.contents(again), "every acknowledged write survived");
       writeKeys(c.node(again), "k/", 900, 100);
       awaitSameContents(c, again);
       c.assertOneLeaderPerTerm();

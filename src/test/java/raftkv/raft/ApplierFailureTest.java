@@ -4,15 +4,11 @@ import akka.actor.typed.ActorRef;
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.Props;
 import akka.actor.typed.javadsl.AskPattern;
-import akka.actor.typed.javadsl.Behaviors;
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import raftkv.node.NodeSettings;
 
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -30,6 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
  */
 class ApplierFailureTest {
   private static final Duration WAIT = Duration.ofSeconds(20);
+  private final RemoteSystems systems = new RemoteSystems();
   private ActorSystem<Void> system;
 
   @TempDir
@@ -37,10 +34,7 @@ class ApplierFailureTest {
 
   @AfterEach
   void tearDown() throws Exception {
-    if (system != null) {
-      system.terminate();
-      system.getWhenTerminated().toCompletableFuture().get(20, TimeUnit.SECONDS);
-    }
+    systems.close();
   }
 
   /** Fails the apply of the entry holding {@code poison}, the first time only. */
@@ -69,22 +63,13 @@ class ApplierFailureTest {
 
   @Test
   void aNodeWhoseApplierFailsRestartsAndGoesOnApplying() throws Exception {
-    int port;
-    try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
-      port = s.getLocalPort();
-    }
-    Config config = ConfigFactory.parseString("""
-            akka.remote.artery.canonical.hostname = "127.0.0.1"
-            akka.remote.artery.canonical.port = %d
-            akka.loglevel = WARNING
-            akka.coordinated-shutdown.run-by-jvm-shutdown-hook = off
-            raftkv.raft.heartbeat-interval = 50ms
-            raftkv.raft.election-timeout = 300ms
-            raftkv.journal.dir = "%s"
-            raftkv.snapshot-store.dir = "%s"
-            """.formatted(port, dir.resolve("journal"), dir.resolve("snapshots")))
-        .withFallback(ConfigFactory.load()).resolve();
-    system = ActorSystem.create(Behaviors.empty(), NodeSettings.SYSTEM_NAME, config);
+    int port = RemoteSystems.freePort();
+    system = systems.start("""
+        akka.remote.artery.canonical.port = %d
+        raftkv.journal.dir = "%s"
+        raftkv.snapshot-store.dir = "%s"
+        """.formatted(port, dir.resolve("journal"), dir.resolve("snapshots")));
+    Config config = system.settings().config();
     AtomicInteger failures = new AtomicInteger();
     AtomicInteger opened = new AtomicInteger();
     // every incarnation opens a state machine of its own (as the KV store reopens its database)

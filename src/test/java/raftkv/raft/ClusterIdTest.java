@@ -10,18 +10,13 @@ import akka.actor.typed.javadsl.Behaviors;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
-import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.LoggerFactory;
-import raftkv.node.NodeSettings;
 
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -40,7 +35,7 @@ class ClusterIdTest {
   private static final Duration WAIT = Duration.ofSeconds(15);
   private static final long OURS = 0x1234_5678_9abc_def0L;
   private static final long THEIRS = 0x0fed_cba9_8765_4321L;
-  private final List<ActorSystem<?>> systems = new ArrayList<>();
+  private final RemoteSystems systems = new RemoteSystems();
   private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
 
   @TempDir
@@ -49,33 +44,7 @@ class ClusterIdTest {
   @AfterEach
   void tearDown() throws Exception {
     ((Logger) LoggerFactory.getLogger(Logger.ROOT_LOGGER_NAME)).detachAppender(logged);
-    for (ActorSystem<?> system : systems) {
-      system.terminate();
-    }
-    for (ActorSystem<?> system : systems) {
-      system.getWhenTerminated().toCompletableFuture().get(20, TimeUnit.SECONDS);
-    }
-  }
-
-  private ActorSystem<Void> system(String extra) {
-    Config config = ConfigFactory.parseString("""
-            akka.remote.artery.canonical.hostname = "127.0.0.1"
-            akka.remote.artery.canonical.port = 0
-            akka.loglevel = WARNING
-            akka.coordinated-shutdown.run-by-jvm-shutdown-hook = off
-            raftkv.raft.heartbeat-interval = 50ms
-            raftkv.raft.election-timeout = 300ms
-            """ + extra)
-        .withFallback(ConfigFactory.load()).resolve();
-    ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), NodeSettings.SYSTEM_NAME, config);
-    systems.add(system);
-    return system;
-  }
-
-  private static int freePort() throws Exception {
-    try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
-    }
+    systems.close();
   }
 
   private long refusals() {
@@ -89,20 +58,20 @@ class ClusterIdTest {
     logged.start();
     ((Logger) LoggerFactory.getLogger(Logger.ROOT_LOGGER_NAME)).addAppender(logged);
     // given: n1 of cluster OURS; n2, a probe that gets whatever n1 sends it, envelope included
-    ActorSystem<Void> peerSystem = system("");
+    ActorSystem<Void> peerSystem = systems.start("");
     TestProbe<RaftNode.Command> n2 = TestProbe.create(peerSystem);
     peerSystem.systemActorOf(Behaviors.<RaftNode.Command>receiveMessage(m -> {
       n2.ref().tell(m);
       return Behaviors.same();
     }), "raftkv", Props.empty());
-    ActorSystem<Void> nodeSystem = system("""
+    ActorSystem<Void> nodeSystem = systems.start("""
         raftkv.journal.dir = "%s"
         raftkv.snapshot-store.dir = "%s"
         """.formatted(dir.resolve("journal"), dir.resolve("snapshots")));
     List<Peer> voters = List.of(
         new Peer("n1", "127.0.0.1", nodeSystem.address().getPort().get()),
         new Peer("n2", "127.0.0.1", peerSystem.address().getPort().get()),
-        new Peer("n3", "127.0.0.1", freePort()));
+        new Peer("n3", "127.0.0.1", RemoteSystems.freePort()));
     ActorRef<RaftNode.Command> local = nodeSystem.systemActorOf(RaftNode.create(
         new RaftNode.NodeIdentity("n1", null, OURS), voters, RaftSettings.fromConfig(nodeSystem.settings().config()),
         MemoryStateMachine::new, dir.resolve("snapshot-files"), null), "raftkv", Props.empty());

@@ -7,19 +7,13 @@ import akka.actor.typed.ActorRefResolver;
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.Props;
 import akka.actor.typed.javadsl.Behaviors;
-import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import raftkv.node.NodeSettings;
 
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -37,59 +31,33 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class PreVoteRoundTest {
   private static final Duration WAIT = Duration.ofSeconds(15);
-  private final List<ActorSystem<?>> systems = new ArrayList<>();
+  private final RemoteSystems systems = new RemoteSystems();
 
   @TempDir
   Path dir;
 
   @AfterEach
   void tearDown() throws Exception {
-    for (ActorSystem<?> system : systems) {
-      system.terminate();
-    }
-    for (ActorSystem<?> system : systems) {
-      system.getWhenTerminated().toCompletableFuture().get(20, TimeUnit.SECONDS);
-    }
-  }
-
-  private ActorSystem<Void> system(String extra) {
-    Config config = ConfigFactory.parseString("""
-            akka.remote.artery.canonical.hostname = "127.0.0.1"
-            akka.remote.artery.canonical.port = 0
-            akka.loglevel = WARNING
-            akka.coordinated-shutdown.run-by-jvm-shutdown-hook = off
-            raftkv.raft.heartbeat-interval = 50ms
-            raftkv.raft.election-timeout = 300ms
-            """ + extra)
-        .withFallback(ConfigFactory.load()).resolve();
-    ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), NodeSettings.SYSTEM_NAME, config);
-    systems.add(system);
-    return system;
-  }
-
-  private static int freePort() throws Exception {
-    try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
-    }
+    systems.close();
   }
 
   @Test
   void aGrantDelayedFromAnEarlierPreVoteRoundDoesNotStartAnElection() throws Exception {
     // given: n2, a probe at /system/raftkv of its own system, and n1, a real node that counts on it
-    ActorSystem<Void> peerSystem = system("");
+    ActorSystem<Void> peerSystem = systems.start("");
     TestProbe<RaftNode.Command> n2 = TestProbe.create(peerSystem);
     peerSystem.systemActorOf(Behaviors.<RaftNode.Command>receiveMessage(m -> {
       n2.ref().tell(m instanceof RaftNode.FromCluster envelope ? envelope.message() : m);
       return Behaviors.same();
     }), "raftkv", Props.empty());
-    ActorSystem<Void> nodeSystem = system("""
+    ActorSystem<Void> nodeSystem = systems.start("""
         raftkv.journal.dir = "%s"
         raftkv.snapshot-store.dir = "%s"
         """.formatted(dir.resolve("journal"), dir.resolve("snapshots")));
     List<Peer> voters = List.of(
         new Peer("n1", "127.0.0.1", nodeSystem.address().getPort().get()),
         new Peer("n2", "127.0.0.1", peerSystem.address().getPort().get()),
-        new Peer("n3", "127.0.0.1", freePort()));
+        new Peer("n3", "127.0.0.1", RemoteSystems.freePort()));
     nodeSystem.systemActorOf(RaftNode.create(new RaftNode.NodeIdentity("n1", null), voters,
         RaftSettings.fromConfig(nodeSystem.settings().config()), MemoryStateMachine::new, dir.resolve("snapshot-files"),
         null), "raftkv", Props.empty());
