@@ -59,31 +59,14 @@ public final class Main {
       fail(2, "unknown command '" + args[0] + "'; " + usage());
     }
     Map<String, Object> overrides = new HashMap<>();
-    for (int i = 1; i < args.length; i++) {
-      String flag = args[i];
-      String value = null;
-      int eq = flag.indexOf('=');
-      if (eq > 0) {
-        value = flag.substring(eq + 1);
-        flag = flag.substring(0, eq);
-      }
+    flags(args, FLAGS.keySet(), Set.of("--fault-injection"), "; " + usage()).forEach((flag, value) -> {
       if (flag.equals("--fault-injection")) {
         overrides.put("raftkv.test.fault-injection", "on");
         overrides.put("akka.remote.artery.advanced.test-mode", "on");
-        continue;
+      } else {
+        overrides.put(FLAGS.get(flag), value);
       }
-      String key = FLAGS.get(flag);
-      if (key == null) {
-        fail(2, "unknown flag '" + flag + "'; " + usage());
-      }
-      if (value == null) {
-        if (i + 1 >= args.length) {
-          fail(2, "flag " + flag + " needs a value");
-        }
-        value = args[++i];
-      }
-      overrides.put(key, value);
-    }
+    });
     Config config;
     NodeSettings settings;
     try {
@@ -117,28 +100,7 @@ public final class Main {
 
   /** {@code raftkv restore ...}: one line on stdout once restored, else one on stderr and a non-zero exit. */
   private static void restore(String[] args) {
-    Map<String, String> flags = new HashMap<>();
-    for (int i = 1; i < args.length; i++) {
-      String flag = args[i];
-      String value = null;
-      int eq = flag.indexOf('=');
-      if (eq > 0) {
-        value = flag.substring(eq + 1);
-        flag = flag.substring(0, eq);
-      }
-      if (!RESTORE_FLAGS.contains(flag)) {
-        fail(2, "unknown flag '" + flag + "' for restore; " + restoreUsage());
-        return;
-      }
-      if (value == null) {
-        if (i + 1 >= args.length) {
-          fail(2, "flag " + flag + " needs a value");
-          return;
-        }
-        value = args[++i];
-      }
-      flags.put(flag, value);
-    }
+    Map<String, String> flags = flags(args, RESTORE_FLAGS, Set.of(), " for restore; " + restoreUsage());
     for (String flag : List.of("--from", "--data-dir", "--id", "--peers")) {
       if (flags.get(flag) == null || flags.get(flag).isBlank()) {
         fail(2, "restore needs " + flag + "; " + restoreUsage());
@@ -167,6 +129,41 @@ public final class Main {
         + " (new cluster id " + RaftNode.clusterIdText(restored.clusterId()) + "); start it with bin/raftkv node --id " + id + " --host " + me.host() + " --raft-port " + me.port()
         + " --data-dir " + dataDir + " --peers " + flags.get("--peers"));
     System.out.flush();
+  }
+
+  /**
+   * The flags after the verb ({@code args[0]}), as {@code --flag value} or {@code --flag=value};
+   * a switch takes no value and maps to "on". An unknown flag ({@code unknown} follows its name in
+   * the message) or a flag without its value exits with status 2 and one line.
+   */
+  private static Map<String, String> flags(String[] args, Set<String> valued, Set<String> switches, String unknown) {
+    Map<String, String> flags = new HashMap<>();
+    for (int i = 1; i < args.length; i++) {
+      String flag = args[i];
+      String value = null;
+      int eq = flag.indexOf('=');
+      if (eq > 0) {
+        value = flag.substring(eq + 1);
+        flag = flag.substring(0, eq);
+      }
+      if (switches.contains(flag)) {
+        flags.put(flag, "on");
+        continue;
+      }
+      if (!valued.contains(flag)) {
+        fail(2, "unknown flag '" + flag + "'" + unknown);
+        return flags;
+      }
+      if (value == null) {
+        if (i + 1 >= args.length) {
+          fail(2, "flag " + flag + " needs a value");
+          return flags;
+        }
+        value = args[++i];
+      }
+      flags.put(flag, value);
+    }
+    return flags;
   }
 
   private static String restoreUsage() {
