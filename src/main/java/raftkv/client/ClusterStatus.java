@@ -7,10 +7,20 @@ import java.util.List;
 /**
  * A node's view of the cluster, as GET /v1/cluster/status renders it (API.md §5).
  * {@code clusterId} is the id of the node's cluster (16 hex digits), or null when unknown.
+ * {@code memberState}: null for a voter; "learner", "joining" (started with --join, no leader
+ * has replicated to it yet) or "removed" (the configuration in its log no longer lists it).
  */
 public record ClusterStatus(
     String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,
-    long lastLogIndex, long snapshotIndex, long revision, List<Member> members, String clusterId) {
+    long lastLogIndex, long snapshotIndex, long revision, List<Member> members, String clusterId,
+    String memberState) {
+
+  /** A status without a member state (a voter's). */
+  public ClusterStatus(String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,
+                       long lastLogIndex, long snapshotIndex, long revision, List<Member> members, String clusterId) {
+    this(id, role, term, leaderId, commitIndex, appliedIndex, lastLogIndex, snapshotIndex, revision, members, clusterId,
+        null);
+  }
 
   /** A status without a cluster id. */
   public ClusterStatus(String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,

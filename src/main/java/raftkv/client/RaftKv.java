@@ -54,5 +54,41 @@ public interface RaftKv {
         getClass().getSimpleName() + " does not take backups"));
   }
 
+  // ---- membership and leadership (API.md §5). Defaults fail, as for backup, for handles that cannot do them.
+
+  /**
+   * Adds member {@code id} at {@code address} (host:raftPort), serving clients at {@code
+   * httpAddress} (may be null), as a learner when {@code learner}; completes with the members once
+   * the change is committed. Fails with CONFLICT (another change pending, duplicate id or address,
+   * no recent contact with a quorum), BAD_REQUEST (malformed address), UNAVAILABLE or TIMEOUT.
+   */
+  default CompletionStage<java.util.List<ClusterStatus.Member>> addMember(String id, String address, String httpAddress,
+                                                                        boolean learner) {
+    return unsupported("membership changes");
+  }
+
+  /** Makes learner {@code id} a voter: NOT_FOUND, CONFLICT when it is a voter or has not caught up. */
+  default CompletionStage<java.util.List<ClusterStatus.Member>> promoteMember(String id) {
+    return unsupported("membership changes");
+  }
+
+  /** Removes member {@code id}, the leader included: NOT_FOUND, CONFLICT when it would leave too few live voters. */
+  default CompletionStage<java.util.List<ClusterStatus.Member>> removeMember(String id) {
+    return unsupported("membership changes");
+  }
+
+  /**
+   * Hands leadership to voter {@code to} (null: the most up-to-date voter); completes with the new
+   * leader's id once it is known. NOT_FOUND for an unknown id, CONFLICT for a learner or when it did
+   * not complete within an election timeout.
+   */
+  default CompletionStage<String> transferLeadership(String to) {
+    return unsupported("leadership transfer");
+  }
+
+  private <T> CompletionStage<T> unsupported(String what) {
+    return CompletableFuture.failedFuture(new UnsupportedOperationException(getClass().getSimpleName() + " does not do " + what));
+  }
+
   enum Consistency { LINEARIZABLE, SERIALIZABLE }
 }

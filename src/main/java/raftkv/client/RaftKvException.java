@@ -11,7 +11,11 @@ public final class RaftKvException extends RuntimeException {
     /** No leader known, or it cannot be reached: the request was not applied. */
     UNAVAILABLE,
     /** Proposed but not known to be committed in time: the outcome is unknown. */
-    TIMEOUT
+    TIMEOUT,
+    /** The member (or key) named does not exist; nothing changed. */
+    NOT_FOUND,
+    /** Refused in the cluster's present state (API.md §6: a membership change while another is pending, a learner not caught up); nothing changed. */
+    CONFLICT
   }
 
   private final Kind kind;

@@ -39,6 +39,11 @@ final class ApiError extends RuntimeException {
     return new ApiError(StatusCodes.NOT_FOUND, "not_found", message, null);
   }
 
+  /** 409: refused in the cluster's present state (a membership change pending, a learner not caught up); nothing changed. */
+  static ApiError conflict(String message) {
+    return new ApiError(StatusCodes.CONFLICT, "conflict", message, null);
+  }
+
   /** 405: the path exists, the method does not. */
   static ApiError methodNotAllowed(String message) {
     return new ApiError(StatusCodes.METHOD_NOT_ALLOWED, "method_not_allowed", message, null);

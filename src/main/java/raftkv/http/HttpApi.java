@@ -732,6 +732,8 @@ public final class HttpApi {
         case BAD_REQUEST -> ApiError.badRequest(message != null ? message : "the request is malformed");
         case TOO_LARGE -> ApiError.tooLarge(message != null ? message : "the key or value is over the limit");
         case UNAVAILABLE -> ApiError.unavailable(message != null ? message : "no leader is reachable");
+        case NOT_FOUND -> ApiError.notFound(message != null ? message : "not found");
+        case CONFLICT -> ApiError.conflict(message != null ? message : "refused in the cluster's present state");
         case TIMEOUT -> call == Call.INFO
             ? ApiError.unavailable(message != null ? message : "the node did not answer in time")
             : ApiError.timeout(message != null ? message : "the request was not confirmed in time, its outcome is unknown");

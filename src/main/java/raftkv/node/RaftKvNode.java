@@ -168,7 +168,77 @@ public final class RaftKvNode implements RaftKv {
       case TOO_LARGE -> RaftKvException.Kind.TOO_LARGE;
       case UNAVAILABLE -> RaftKvException.Kind.UNAVAILABLE;
       case TIMEOUT -> RaftKvException.Kind.TIMEOUT;
+      case NOT_FOUND -> RaftKvException.Kind.NOT_FOUND;
+      case CONFLICT -> RaftKvException.Kind.CONFLICT;
     };
+  }
+
+  // ---- membership and leadership (API.md §5) --------------------------------------------------
+
+  @Override
+  public CompletionStage<List<ClusterStatus.Member>> addMember(String id, String address, String httpAddress,
+                                                             boolean learner) {
+    int colon = address == null ? -1 : address.lastIndexOf(':');
+    int port;
+    try {
+      port = colon <= 0 ? -1 : Integer.parseInt(address.substring(colon + 1));
+    } catch (NumberFormatException e) {
+      port = -1;
+    }
+    if (port < 1 || port > 65535) {
+      return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.BAD_REQUEST,
+          "address '" + address + "' is not host:port with a port in 1..65535"));
+    }
+    if (id == null || !id.matches("[A-Za-z0-9_.-]{1,64}")) {
+      return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.BAD_REQUEST,
+          "a member id is 1 to 64 letters, digits, '.', '_' or '-'"));
+    }
+    return changeMembership(new RaftNode.AddMember(id, address.substring(0, colon), port, httpAddress, learner));
+  }
+
+  @Override
+  public CompletionStage<List<ClusterStatus.Member>> promoteMember(String id) {
+    return changeMembership(new RaftNode.PromoteMember(id));
+  }
+
+  @Override
+  public CompletionStage<List<ClusterStatus.Member>> removeMember(String id) {
+    return changeMembership(new RaftNode.RemoveMember(id));
+  }
+
+  private CompletionStage<List<ClusterStatus.Member>> changeMembership(RaftNode.MembershipChange change) {
+    return askCluster(replyTo -> new RaftNode.ChangeMembership(change, replyTo, 0),
+        "the membership change was not known to be committed within " + timeout.toMillis()
+            + " ms; its outcome is unknown, see /v1/cluster/status")
+        .thenApply(reply -> ((RaftNode.MembershipChanged) reply).members().stream().map(m -> new ClusterStatus.Member(
+            m.id(), m.address(), m.httpAddress(), m.voter(), m.matchIndex(), m.lastContactMillis())).toList());
+  }
+
+  @Override
+  public CompletionStage<String> transferLeadership(String to) {
+    return askCluster(replyTo -> new RaftNode.TransferLeadership(to, replyTo, 0),
+        "no new leader was known within " + timeout.toMillis() + " ms")
+        .thenApply(reply -> ((RaftNode.LeaderTransferred) reply).leaderId());
+  }
+
+  /** An ask whose answer is not a state machine's (Failed becomes a RaftKvException, a timeout TIMEOUT). */
+  private CompletionStage<RaftNode.ClientReply> askCluster(Function<ActorRef<RaftNode.ClientReply>, RaftNode.Command> request,
+                                                          String timeoutMessage) {
+    CompletableFuture<RaftNode.ClientReply> result = new CompletableFuture<>();
+    Stages.direct(AskPattern.<RaftNode.Command, RaftNode.ClientReply>ask(node, request::apply, timeout, system.scheduler()))
+        .whenComplete((reply, error) -> {
+          if (error != null) {
+            Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+            result.completeExceptionally(cause instanceof TimeoutException
+                ? new RaftKvException(RaftKvException.Kind.TIMEOUT, timeoutMessage)
+                : new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "the node failed the request: " + cause.getMessage()));
+          } else if (reply instanceof RaftNode.Failed f) {
+            result.completeExceptionally(new RaftKvException(kind(f.kind()), f.message()));
+          } else {
+            result.complete(reply);
+          }
+        });
+    return result;
   }
 
   @Override
@@ -180,7 +250,7 @@ public final class RaftKvNode implements RaftKv {
               m.address(), m.httpAddress(), m.voter(), m.matchIndex(), m.lastContactMillis())).toList();
           return new ClusterStatus(st.id(), st.role(), st.term(), st.leaderId(), st.commitIndex(), st.appliedIndex(),
               st.lastLogIndex(), st.snapshotIndex(), sm == null ? 0 : sm.db().revision(), members,
-              st.clusterId());
+              st.clusterId(), st.memberState());
         });
   }
 

@@ -41,10 +41,16 @@ final class Applier {
   record Sync(ActorRef<RaftNode.Command> replyTo) implements Command {}
 
   /** Write a snapshot file of the current state into {@code dir} (off this thread), then tell {@link RaftNode.SnapshotFileReady}. */
-  record WriteSnapshotFile(Path dir, List<Peer> voters, ActorRef<RaftNode.Command> replyTo) implements Command {}
+  /**
+   * {@code configs}: the node's configurations by the index each took effect at (RaftLog#configHistory);
+   * the file carries the one in effect at the state machine's index.
+   */
+  record WriteSnapshotFile(Path dir, java.util.NavigableMap<Long, Membership> configs, ActorRef<RaftNode.Command> replyTo)
+      implements Command {}
 
   /** Stream a snapshot (header, data, hash) of the current state into {@code out}, off this thread. */
-  record StreamSnapshot(List<Peer> voters, java.io.OutputStream out, CompletableFuture<long[]> done) implements Command {}
+  record StreamSnapshot(java.util.NavigableMap<Long, Membership> configs, java.io.OutputStream out,
+                        CompletableFuture<long[]> done) implements Command {}
 
   /** Replace the state with the verified snapshot file; then tell {@link RaftNode.Restored}. */
   record Restore(Path file, SnapshotFile.Header header, ActorRef<RaftNode.Command> replyTo) implements Command {}
@@ -59,6 +65,16 @@ final class Applier {
    */
   static Behavior<Command> create(java.util.function.Supplier<StateMachine> open, ActorRef<RaftNode.Command> node,
                                   RaftSettings settings) {
+    return create(open, node, settings, null);
+  }
+
+  /**
+   * {@code snapshotDir}: where the node keeps snapshot files; the configuration of the one at the
+   * state machine's index, if any, goes with {@link RaftNode.StateMachineOpened} (for a node whose
+   * journal missed the snapshot it installed last).
+   */
+  static Behavior<Command> create(java.util.function.Supplier<StateMachine> open, ActorRef<RaftNode.Command> node,
+                                  RaftSettings settings, Path snapshotDir) {
     return Behaviors.setup(ctx -> {
       StateMachine sm;
       try {
@@ -76,7 +92,8 @@ final class Applier {
         node.tell(new RaftNode.StateMachineFailed(describe(e)));
         return Behaviors.stopped();
       }
-      node.tell(new RaftNode.StateMachineOpened(sm.appliedIndex(), sm.appliedTerm()));
+      node.tell(new RaftNode.StateMachineOpened(sm.appliedIndex(), sm.appliedTerm(),
+          SnapshotFile.membershipOf(snapshotDir, sm.appliedIndex(), sm.appliedTerm())));
       Executor blocking = ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking());
       Replies replies = new Replies(settings);
       return Behaviors.receive(Command.class)
@@ -117,8 +134,9 @@ final class Applier {
             StateMachine.Snapshot view = sm.snapshot(); // cheap: a point-in-time view
             CompletableFuture.runAsync(() -> {
               try (view) {
-                Path file = SnapshotFile.write(w.dir(), view, w.voters(), 2);
-                SnapshotFile.Header header = new SnapshotFile.Header(view.index(), view.term(), w.voters(), 0);
+                Membership membership = membershipAt(w.configs(), view.index());
+                Path file = SnapshotFile.write(w.dir(), view, membership, 2);
+                SnapshotFile.Header header = new SnapshotFile.Header(view.index(), view.term(), membership, 0);
                 w.replyTo().tell(new RaftNode.SnapshotFileReady(header, file, java.nio.file.Files.size(file), null));
               } catch (Exception e) {
                 w.replyTo().tell(new RaftNode.SnapshotFileReady(null, null, 0, describe(e)));
@@ -130,7 +148,7 @@ final class Applier {
             StateMachine.Snapshot view = sm.snapshot();
             CompletableFuture.runAsync(() -> {
               try (view) {
-                SnapshotFile.stream(w.out(), view, w.voters());
+                SnapshotFile.stream(w.out(), view, membershipAt(w.configs(), view.index()));
                 w.done().complete(new long[] {view.index(), view.term()});
               } catch (Exception e) {
                 w.done().completeExceptionally(e);
@@ -196,5 +214,11 @@ final class Applier {
       }
       to.tell(new RaftNode.Ok(result));
     }
+  }
+
+  /** The configuration in effect at {@code index}, from a node's configurations by the index each took effect at. */
+  static Membership membershipAt(java.util.NavigableMap<Long, Membership> configs, long index) {
+    java.util.Map.Entry<Long, Membership> e = configs.floorEntry(index);
+    return e != null ? e.getValue() : configs.firstEntry().getValue();
   }
 }

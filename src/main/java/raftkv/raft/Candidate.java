@@ -16,27 +16,64 @@ final class Candidate extends Role {
   private final boolean preVote;
   /** This pre-vote round: only the replies that echo it count (0 in an election proper). */
   private final long round;
+  /** Campaigning because the leader handed leadership over (TimeoutNow): voters skip the live-leader rule. */
+  private final boolean transfer;
 
   Candidate(RaftState state, boolean preVote) {
+    this(state, preVote, false);
+  }
+
+  Candidate(RaftState state, boolean preVote, boolean transfer) {
     super(state);
     this.preVote = preVote;
+    this.transfer = transfer;
     this.round = preVote ? state.nextPreVoteRound() : 0;
+  }
+
+  /** Votes of the voters of the configuration in effect (it may change during the election). */
+  private boolean wonQuorum() {
+    Membership m = s.membership();
+    int n = 0;
+    for (String id : votes) {
+      if (m.isVoter(id)) {
+        n++;
+      }
+    }
+    return n >= m.quorumSize();
+  }
+
+  /** The other voters' Raft actors. */
+  private java.util.List<ActorRef<RaftNode.Command>> otherVoters() {
+    java.util.List<ActorRef<RaftNode.Command>> refs = new java.util.ArrayList<>();
+    for (Membership.Member m : s.membership().voters()) {
+      ActorRef<RaftNode.Command> ref = s.peers.ref(m.id());
+      if (ref != null) {
+        refs.add(ref);
+      }
+    }
+    return refs;
   }
 
   @Override
   Behavior<RaftNode.Command> start() {
     s.role = "candidate";
+    if (s.leaderId != null && !s.leaderId.equals(s.self.id())) {
+      s.failForwarded("leader " + s.leaderId + " went quiet");
+    }
     s.leaderId = null;
     s.timers.cancel(RaftNode.Tick.HEARTBEAT);
+    if (!s.isVoter()) {
+      return new Follower(s, null).start(); // a learner, or a node removed meanwhile, never campaigns
+    }
     if (preVote) {
       votes.add(s.self.id());
-      if (votes.size() >= s.quorumSize()) {
+      if (wonQuorum()) {
         return new Candidate(s, false).start();
       }
       resetElectionTimer();
       RaftNode.PreVote pv = new RaftNode.PreVote(s.currentTerm + 1, s.self.id(), s.log.lastIndex(), s.log.lastTerm(),
           round);
-      for (ActorRef<RaftNode.Command> peer : s.peers.refs().values()) {
+      for (ActorRef<RaftNode.Command> peer : otherVoters()) {
         s.tellPeer(peer, pv);
       }
       return behavior();
@@ -45,11 +82,12 @@ final class Candidate extends Role {
     s.castVote(s.self.id());
     votes.add(s.self.id());
     resetElectionTimer();
-    if (votes.size() >= s.quorumSize()) {
+    if (wonQuorum()) {
       return new Leader(s).start();
     }
-    RaftNode.RequestVote rv = new RaftNode.RequestVote(s.currentTerm, s.self.id(), s.log.lastIndex(), s.log.lastTerm());
-    for (ActorRef<RaftNode.Command> peer : s.peers.refs().values()) {
+    RaftNode.RequestVote rv = new RaftNode.RequestVote(s.currentTerm, s.self.id(), s.log.lastIndex(), s.log.lastTerm(),
+        transfer);
+    for (ActorRef<RaftNode.Command> peer : otherVoters()) {
       s.send(peer, rv);
     }
     return behavior();
@@ -63,7 +101,7 @@ final class Candidate extends Role {
       }
       if (r.granted() && r.round() == round) {
         votes.add(r.voterId());
-        if (votes.size() >= s.quorumSize()) {
+        if (wonQuorum()) {
           s.ctx.getLog().info("{} won a pre-vote for term {}: starting an election", s.self.id(), s.currentTerm + 1);
           return new Candidate(s, false).start();
         }
@@ -74,7 +112,7 @@ final class Candidate extends Role {
     } else if (message instanceof RaftNode.VoteReply v) {
       if (!preVote && v.term() == s.currentTerm && v.granted() && s.peers.isPeer(v.voterId())) {
         votes.add(v.voterId());
-        if (votes.size() >= s.quorumSize()) {
+        if (wonQuorum()) {
           return new Leader(s).start();
         }
       }
@@ -109,8 +147,17 @@ final class Candidate extends Role {
       s.ctx.getLog().info("{} won no majority {} term {}: trying again", s.self.id(),
           preVote ? "of pre-votes for" : "in", preVote ? s.currentTerm + 1 : s.currentTerm);
       return new Candidate(s, true).start();
-    } else if (message instanceof RaftNode.Propose || message instanceof RaftNode.Read) {
+    } else if (isClientRequest(message)) {
       forwardOrReject(message);
+    }
+    return null;
+  }
+
+  /** A node that no longer votes stops campaigning; else the new quorum may be won already. */
+  @Override
+  protected Behavior<RaftNode.Command> onMembershipChanged() {
+    if (!s.isVoter()) {
+      return new Follower(s, null).start();
     }
     return null;
   }

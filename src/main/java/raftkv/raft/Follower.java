@@ -43,8 +43,26 @@ final class Follower extends Role {
       return new Candidate(s, true).start();
     } else if (message instanceof RaftNode.InstallSnapshot is) {
       onInstallSnapshot(is);
-    } else if (message instanceof RaftNode.Propose || message instanceof RaftNode.Read) {
+    } else if (message instanceof RaftNode.TimeoutNow t) {
+      if (t.term() == s.currentTerm && t.leaderId().equals(s.leaderId) && s.isVoter()) {
+        // the leader hands leadership to this node (dissertation §3.10): campaign now, no pre-vote
+        s.ctx.getLog().info("{} is handed leadership by {} in term {}: campaigning at once", s.self.id(),
+            t.leaderId(), s.currentTerm);
+        return new Candidate(s, false, true).start();
+      }
+    } else if (isClientRequest(message)) {
       forwardOrReject(message);
+    }
+    return null;
+  }
+
+  /** A learner or a removed node never campaigns; a learner promoted to voter starts to. */
+  @Override
+  protected Behavior<RaftNode.Command> onMembershipChanged() {
+    if (s.isVoter()) {
+      resetElectionTimer();
+    } else {
+      s.timers.cancel(RaftNode.Tick.ELECTION_TIMEOUT);
     }
     return null;
   }
@@ -79,9 +97,13 @@ final class Follower extends Role {
       s.send(leader, reject(ae, s.log.snapshotIndex() + 1, -1));
       return;
     }
+    long lastBefore = s.log.lastIndex();
     long firstWritten = s.log.merge(ae.entries());
     if (firstWritten != -1) {
       s.noteLogWritten(firstWritten);
+      if (firstWritten <= lastBefore) {
+        s.noteTruncated(firstWritten);
+      }
     }
     long lastNew = prev + ae.entries().size();
     long newCommit = Math.min(ae.leaderCommit(), lastNew);
@@ -119,6 +141,11 @@ final class Follower extends Role {
   private void noteLeader(String leaderId, String leaderHttp, long term) {
     if (!leaderId.equals(s.leaderId)) {
       s.ctx.getLog().info("{} follows leader {} in term {}", s.self.id(), leaderId, term);
+      if (s.leaderId != null) {
+        s.failForwarded("leader " + s.leaderId + " was replaced by " + leaderId);
+      }
+      s.leaderId = leaderId;
+      s.onNewLeaderKnown(leaderId);
     }
     s.leaderId = leaderId;
     s.lastLeaderContactNanos = System.nanoTime();

@@ -63,10 +63,7 @@ final class Leader extends Role {
     s.role = "leader";
     s.leaderId = s.self.id();
     s.timers.cancel(RaftNode.Tick.ELECTION_TIMEOUT);
-    long now = System.nanoTime();
-    for (String id : s.peers.refs().keySet()) {
-      progress.put(id, new Progress(s.log.lastIndex() + 1, now));
-    }
+    reconcileProgress();
     noOpIndex = s.log.lastIndex() + 1;
     s.appendLocal(new LogEntry(noOpIndex, s.currentTerm, new LogEntry.NoOp(s.currentTerm)));
     s.ctx.getLog().info("{} is leader of term {} (log up to {}, commit {})",
@@ -92,6 +89,17 @@ final class Leader extends Role {
       if (is.term() < s.currentTerm && to != null) {
         s.send(to, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), is.snapshotIndex(), 0, false));
       }
+    } else if (message instanceof RaftNode.Propose p && transferTo != null) {
+      p.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, "leadership is being handed to "
+          + transferTo + "; the write was not applied, retry shortly"));
+    } else if (message instanceof RaftNode.ChangeMembership c) {
+      onChangeMembership(c);
+    } else if (message instanceof RaftNode.TransferLeadership t) {
+      onTransferLeadership(t);
+    } else if (message == RaftNode.Tick.TRANSFER_TIMEOUT) {
+      abortTransfer("it did not complete within " + s.settings.electionTimeout().toMillis() + " ms (the election timeout)");
+    } else if (message instanceof RaftNode.TimeoutNow) {
+      // a leader of an earlier term handing over: this node leads already
     } else if (message instanceof RaftNode.Propose p) {
       int bytes = p.command().length;
       if (bytes > s.settings.maxCommandBytes()) {
@@ -137,7 +145,340 @@ final class Leader extends Role {
   @Override
   protected void onStepDown() {
     failReads("leadership moved to a newer term");
+    handTransferOver();
     leave();
+  }
+
+  // ---- membership changes (DESIGN.md §7, dissertation §4.1: one server at a time) --------------
+
+  /** The change awaiting its commit, and who asked: answered once it commits (0: none). */
+  private long changeIndex;
+  private ActorRef<RaftNode.ClientReply> changeReplyTo;
+
+  /**
+   * Members to replicate to: every member of the configuration in effect but this node, and while
+   * that configuration is not committed, those of the one before it too (a member being removed
+   * hears of its removal, and the old quorum still hears from this leader).
+   */
+  private java.util.Set<String> replicaIds() {
+    java.util.Set<String> ids = new java.util.LinkedHashSet<>();
+    for (Membership.Member m : s.membership().members()) {
+      ids.add(m.id());
+    }
+    long at = s.log.membershipIndex();
+    if (at > s.commitIndex && at > s.log.snapshotIndex()) {
+      for (Membership.Member m : s.log.membershipAt(at - 1).members()) {
+        ids.add(m.id());
+      }
+    }
+    ids.remove(s.self.id());
+    return ids;
+  }
+
+  /** Progress for each member replicated to, new ones probing from the end of the log; the others' dropped. */
+  private void reconcileProgress() {
+    java.util.Set<String> ids = replicaIds();
+    progress.keySet().removeIf(id -> !ids.contains(id));
+    long now = System.nanoTime();
+    for (String id : ids) {
+      if (!progress.containsKey(id) && s.peers.ref(id) != null) {
+        Progress p = new Progress(s.log.lastIndex() + 1, now);
+        progress.put(id, p);
+        if (s.role.equals("leader") && noOpIndex != 0) {
+          sendAppend(id, p, List.of()); // a probe now, rather than at the next heartbeat
+        }
+      }
+    }
+  }
+
+  @Override
+  protected Behavior<RaftNode.Command> onMembershipChanged() {
+    reconcileProgress();
+    return null;
+  }
+
+  private void onChangeMembership(RaftNode.ChangeMembership c) {
+    RaftNode.Failed refused = refuseChange(c.change());
+    if (refused != null) {
+      c.replyTo().tell(refused);
+      return;
+    }
+    Membership current = s.membership();
+    if (c.change() instanceof RaftNode.RemoveMember r && r.id().equals(s.self.id()) && current.isVoter(r.id())) {
+      String target = caughtUpVoter();
+      if (target != null) {
+        // hand leadership over first; the new leader then removes this node (dissertation §3.10)
+        s.ctx.getLog().info("{} is asked to remove itself: handing leadership to {} first", s.self.id(), target);
+        startTransfer(target, null, c);
+        return;
+      }
+    }
+    Membership next;
+    if (c.change() instanceof RaftNode.AddMember a) {
+      next = current.with(new Membership.Member(a.id(), a.host(), a.port(), a.httpAddress(), !a.learner()));
+    } else if (c.change() instanceof RaftNode.RemoveMember r) {
+      next = current.without(r.id());
+    } else {
+      next = current.promoted(((RaftNode.PromoteMember) c.change()).id());
+    }
+    long index = s.log.lastIndex() + 1;
+    s.appendLocal(new LogEntry(index, s.currentTerm, new LogEntry.Config(next)));
+    changeIndex = index;
+    changeReplyTo = c.replyTo();
+    s.ctx.getLog().info("{} proposes configuration at index {}: {} ({})", s.self.id(), index, next.describe(),
+        c.change());
+    s.syncMembership(); // in effect on append (DESIGN.md §7)
+    reconcileProgress();
+    maybeCommit();
+  }
+
+  /** Why {@code change} cannot be made now (nothing is changed then), or null. */
+  private RaftNode.Failed refuseChange(RaftNode.MembershipChange change) {
+    Membership current = s.membership();
+    if (transferTo != null) {
+      return new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, "leadership is being handed to " + transferTo
+          + "; nothing changed, retry shortly");
+    }
+    if (s.commitIndex < noOpIndex) {
+      return new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE,
+          "the leader has not committed its first entry of term " + s.currentTerm + " yet; nothing changed, retry shortly");
+    }
+    if (s.log.membershipIndex() > s.commitIndex) {
+      return conflict("another membership change (at index " + s.log.membershipIndex() + ") is not committed yet");
+    }
+    long now = System.nanoTime();
+    if (change instanceof RaftNode.AddMember a) {
+      {
+        if (!a.id().matches("[A-Za-z0-9_.-]{1,64}")) {
+          return new RaftNode.Failed(RaftNode.ErrorKind.BAD_REQUEST,
+              "a member id is 1 to 64 letters, digits, '.', '_' or '-'");
+        }
+        if (a.host() == null || a.host().isBlank() || a.port() < 1 || a.port() > 65535) {
+          return new RaftNode.Failed(RaftNode.ErrorKind.BAD_REQUEST, "the address must be host:port with a port in 1..65535");
+        }
+        if (current.isMember(a.id())) {
+          return conflict("member id '" + a.id() + "' exists already");
+        }
+        if (current.memberAt(a.host() + ":" + a.port()) != null) {
+          return conflict("address " + a.host() + ":" + a.port() + " is member "
+              + current.memberAt(a.host() + ":" + a.port()).id() + "'s");
+        }
+        if (a.learner() && current.learners().size() >= s.settings.maxLearners()) {
+          return conflict("the cluster has " + current.learners().size() + " learners, the most raftkv.raft.max-learners allows");
+        }
+        if (!a.learner() && !hasQuorumContact(now)) {
+          return conflict("the leader has not heard from a quorum of voters within the election timeout;"
+              + " a new voter could make the cluster unavailable");
+        }
+      }
+    } else if (change instanceof RaftNode.RemoveMember r) {
+      {
+        if (!current.isMember(r.id())) {
+          return new RaftNode.Failed(RaftNode.ErrorKind.NOT_FOUND, "'" + r.id() + "' is not a member");
+        }
+        if (current.isVoter(r.id())) {
+          Membership next = current.without(r.id());
+          if (next.voterCount() == 0) {
+            return conflict("'" + r.id() + "' is the last voter");
+          }
+          int live = 0;
+          for (Membership.Member m : next.voters()) {
+            Progress p = progress.get(m.id());
+            if (m.id().equals(s.self.id()) || (p != null && now - p.lastReplyNanos < s.settings.electionTimeout().toNanos())) {
+              live++;
+            }
+          }
+          if (live < next.quorumSize()) {
+            return conflict("without '" + r.id() + "', " + live + " of the " + next.voterCount()
+                + " remaining voters are live, fewer than a quorum (" + next.quorumSize() + ")");
+          }
+        }
+      }
+    } else if (change instanceof RaftNode.PromoteMember pm) {
+      {
+        if (!current.isMember(pm.id())) {
+          return new RaftNode.Failed(RaftNode.ErrorKind.NOT_FOUND, "'" + pm.id() + "' is not a member");
+        }
+        if (current.isVoter(pm.id())) {
+          return conflict("'" + pm.id() + "' is a voter already");
+        }
+        Progress p = progress.get(pm.id());
+        if (p == null || p.state == Progress.State.SNAPSHOT || p.transferring()
+            || p.matchIndex < s.log.lastIndex() - s.settings.promoteMaxLag()) {
+          return conflict("learner '" + pm.id() + "' has not caught up: its log matches up to "
+              + (p == null ? 0 : p.matchIndex) + ", the leader's ends at " + s.log.lastIndex()
+              + (p != null && p.state == Progress.State.SNAPSHOT ? " (a snapshot is on its way to it)" : "")
+              + "; promote it once it is within " + s.settings.promoteMaxLag() + " entries");
+        }
+      }
+    }
+    return null;
+  }
+
+  private static RaftNode.Failed conflict(String why) {
+    return new RaftNode.Failed(RaftNode.ErrorKind.CONFLICT, why + "; nothing changed");
+  }
+
+  /** A voter (not this node) whose log matches the leader's to the end and that answered recently, or null. */
+  private String caughtUpVoter() {
+    long now = System.nanoTime();
+    String best = null;
+    long bestMatch = -1;
+    for (Membership.Member m : s.membership().voters()) {
+      Progress p = progress.get(m.id());
+      if (m.id().equals(s.self.id()) || p == null || p.state != Progress.State.REPLICATE
+          || now - p.lastReplyNanos >= s.settings.electionTimeout().toNanos()) {
+        continue;
+      }
+      if (p.matchIndex > bestMatch) {
+        best = m.id();
+        bestMatch = p.matchIndex;
+      }
+    }
+    return best != null && bestMatch >= s.log.lastIndex() - s.settings.promoteMaxLag() ? best : null;
+  }
+
+  /** The committed configuration no longer lists this leader as a voter: step down (it removed itself). */
+  private Behavior<RaftNode.Command> maybeStepDownRemoved() {
+    if (s.isVoter() || s.commitIndex < s.log.membershipIndex()) {
+      return null;
+    }
+    s.ctx.getLog().info("{} steps down: the configuration that removes it is committed", s.self.id());
+    String next = caughtUpVoter();
+    if (next != null) {
+      s.tellPeer(s.peers.ref(next), new RaftNode.TimeoutNow(s.currentTerm, s.self.id())); // spare them an election timeout
+    }
+    failReads("this node left the cluster");
+    failTransfer("this node left the cluster");
+    leave();
+    s.leaderId = null;
+    return new Follower(s, null).start();
+  }
+
+  // ---- leadership transfer (dissertation §3.10) ------------------------------------------------
+
+  /** The voter leadership is being handed to (null: no transfer), who asked, and what waits for it. */
+  private String transferTo;
+  private ActorRef<RaftNode.ClientReply> transferReplyTo;
+  private RaftNode.ChangeMembership transferThen;
+  private boolean timeoutNowSent;
+
+  private void onTransferLeadership(RaftNode.TransferLeadership t) {
+    if (transferTo != null) {
+      t.replyTo().tell(conflict("a leadership transfer to " + transferTo + " is in progress"));
+      return;
+    }
+    if (s.commitIndex < noOpIndex) {
+      t.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE,
+          "the leader has not committed its first entry of term " + s.currentTerm + " yet; retry shortly"));
+      return;
+    }
+    String target = t.to();
+    Membership m = s.membership();
+    if (target == null) {
+      long bestMatch = -1;
+      for (Membership.Member v : m.voters()) {
+        Progress p = progress.get(v.id());
+        if (!v.id().equals(s.self.id()) && p != null && p.matchIndex > bestMatch) {
+          target = v.id();
+          bestMatch = p.matchIndex;
+        }
+      }
+      if (target == null) {
+        t.replyTo().tell(conflict("there is no other voter to hand leadership to"));
+        return;
+      }
+    } else if (target.equals(s.self.id())) {
+      t.replyTo().tell(new RaftNode.LeaderTransferred(s.self.id()));
+      return;
+    } else if (!m.isMember(target)) {
+      t.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.NOT_FOUND, "'" + target + "' is not a member"));
+      return;
+    } else if (!m.isVoter(target)) {
+      t.replyTo().tell(conflict("'" + target + "' is a learner; only a voter can lead"));
+      return;
+    }
+    startTransfer(target, t.replyTo(), null);
+  }
+
+  /**
+   * Stops taking writes, catches {@code target} up and sends it TimeoutNow; aborted after an
+   * election timeout. {@code then}: a removal of this node, for the new leader to carry out.
+   */
+  private void startTransfer(String target, ActorRef<RaftNode.ClientReply> replyTo, RaftNode.ChangeMembership then) {
+    transferTo = target;
+    transferReplyTo = replyTo;
+    transferThen = then;
+    timeoutNowSent = false;
+    s.timers.startSingleTimer(RaftNode.Tick.TRANSFER_TIMEOUT, RaftNode.Tick.TRANSFER_TIMEOUT, s.settings.electionTimeout());
+    s.ctx.getLog().info("{} hands leadership to {} (its log matches up to {}, the leader's ends at {})", s.self.id(),
+        target, progress.get(target).matchIndex, s.log.lastIndex());
+    for (RaftNode.Propose p : queuedProposals) {
+      p.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, "leadership is being handed to " + target
+          + "; the write was not applied, retry shortly"));
+    }
+    queuedProposals.clear();
+    Progress p = progress.get(target);
+    maybeSendTimeoutNow();
+    if (!timeoutNowSent) {
+      sendEntries(target, p);
+    }
+  }
+
+  /** TimeoutNow once the target's log is as long as the leader's (and durable there). */
+  private void maybeSendTimeoutNow() {
+    Progress p = transferTo == null ? null : progress.get(transferTo);
+    if (p != null && !timeoutNowSent && p.matchIndex >= s.log.lastIndex()) {
+      timeoutNowSent = true;
+      s.tellPeer(s.peers.ref(transferTo), new RaftNode.TimeoutNow(s.currentTerm, s.self.id()));
+    }
+  }
+
+  private void abortTransfer(String why) {
+    if (transferTo == null) {
+      return;
+    }
+    s.ctx.getLog().info("{} aborts the leadership transfer to {}: {}; it keeps leading", s.self.id(), transferTo, why);
+    failTransfer("the leadership transfer to " + transferTo + " was aborted: " + why);
+  }
+
+  private void failTransfer(String why) {
+    if (transferTo == null) {
+      return;
+    }
+    if (transferReplyTo != null) {
+      transferReplyTo.tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; retry"));
+    }
+    if (transferThen != null) {
+      transferThen.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; nothing changed, retry"));
+    }
+    transferTo = null;
+    transferReplyTo = null;
+    transferThen = null;
+    s.timers.cancel(RaftNode.Tick.TRANSFER_TIMEOUT);
+  }
+
+  /** Deposed (by the transfer's target, most likely): who waits for the transfer waits for the new leader. */
+  private void handTransferOver() {
+    if (changeReplyTo != null) {
+      changeReplyTo.tell(new RaftNode.Failed(RaftNode.ErrorKind.TIMEOUT,
+          "leadership changed before the membership change committed; its outcome is unknown, see /v1/cluster/status"));
+      changeReplyTo = null;
+    }
+    if (transferTo == null) {
+      return;
+    }
+    if (transferReplyTo != null) {
+      s.transferWaiters.add(transferReplyTo);
+    }
+    if (transferThen != null) {
+      s.afterTransfer.add(transferThen);
+    }
+    transferTo = null;
+    transferReplyTo = null;
+    transferThen = null;
+    s.timers.startSingleTimer(RaftNode.Tick.TRANSFER_TIMEOUT, RaftNode.Tick.TRANSFER_TIMEOUT,
+        s.settings.electionTimeout().multipliedBy(2));
   }
 
   private void leave() {
@@ -284,7 +625,7 @@ final class Leader extends Role {
       if (!snapshotFileWriting) {
         snapshotFileWriting = true;
         snapshotFileFrom = s.applying.sentIndex;
-        s.applying.applier().tell(new Applier.WriteSnapshotFile(s.snapshotDir, s.peers.voters(), s.ctx.getSelf()));
+        s.applying.applier().tell(new Applier.WriteSnapshotFile(s.snapshotDir, s.log.configHistory(), s.ctx.getSelf()));
       }
       return; // onSnapshotFileReady starts it
     }
@@ -398,6 +739,8 @@ final class Leader extends Role {
     if (!hasQuorumContact(now) && now - startedNanos > s.settings.electionTimeout().toNanos()) {
       s.ctx.getLog().info("{} lost contact with a majority in term {}: stepping down", s.self.id(), s.currentTerm);
       failReads("leadership lost");
+      failTransfer("leadership lost");
+      handTransferOver();
       leave();
       s.leaderId = null;
       return new Follower(s, null).start();
@@ -406,14 +749,17 @@ final class Leader extends Role {
     return null;
   }
 
+  /** Whether a quorum of the voters (this node, if it votes, among them) was heard from within the election timeout. */
   private boolean hasQuorumContact(long now) {
-    int inContact = 1;
-    for (Progress p : progress.values()) {
-      if (now - p.lastReplyNanos < s.settings.electionTimeout().toNanos()) {
+    Membership m = s.membership();
+    int inContact = 0;
+    for (Membership.Member v : m.voters()) {
+      Progress p = progress.get(v.id());
+      if (v.id().equals(s.self.id()) || (p != null && now - p.lastReplyNanos < s.settings.electionTimeout().toNanos())) {
         inContact++;
       }
     }
-    return inContact >= s.quorumSize();
+    return inContact >= m.quorumSize();
   }
 
   @Override
@@ -441,11 +787,14 @@ final class Leader extends Role {
       }
       maybeCommit();
       sendEntries(r.followerId(), p);
+      if (r.followerId().equals(transferTo)) {
+        maybeSendTimeoutNow();
+      }
     } else if (p.state != Progress.State.SNAPSHOT) {
       onReject(r, p);
     }
     confirmReads();
-    return null;
+    return maybeStepDownRemoved();
   }
 
   /** §5.3 with the conflict hint: move nextIndex back a whole term at a time, then probe. */
@@ -471,16 +820,31 @@ final class Leader extends Role {
   }
 
   private void maybeCommit() {
-    long[] match = new long[s.peers.voters().size()];
+    List<Membership.Member> voters = s.membership().voters();
+    if (voters.isEmpty()) {
+      return;
+    }
+    long[] match = new long[voters.size()];
     int i = 0;
-    for (Peer peer : s.peers.voters()) {
+    for (Membership.Member peer : voters) {
       Progress p = progress.get(peer.id());
       match[i++] = peer.id().equals(s.self.id()) ? s.durableIndex() : (p == null ? 0 : p.matchIndex);
     }
     long newCommit = Quorum.commitIndex(match, s.commitIndex, s.currentTerm, s.log);
     if (newCommit > s.commitIndex) {
+      boolean configCommitted = s.commitIndex < s.log.membershipIndex() && newCommit >= s.log.membershipIndex();
       s.commitIndex = newCommit;
       s.applyCommitted();
+      if (changeReplyTo != null && s.commitIndex >= changeIndex) {
+        List<RaftNode.Member> members = s.status(null).members();
+        changeReplyTo.tell(new RaftNode.MembershipChanged(changeIndex, members));
+        changeReplyTo = null;
+      }
+      if (configCommitted) {
+        s.ctx.getLog().info("{}: configuration at index {} committed: {}", s.self.id(), s.log.membershipIndex(),
+            s.membership().describe());
+        reconcileProgress(); // members the change removed are no longer replicated to
+      }
       if (!announced && s.commitIndex >= noOpIndex) {
         announced = true; // after its no-op: the state machine's leader-only work may start
         s.applying.announceLeadershipAfter(noOpIndex, new Applier.Leadership(s.currentTerm, true));
@@ -515,9 +879,13 @@ final class Leader extends Role {
     if (readsAwaitingQuorum.isEmpty() && readRoundFirstSeq == 0) {
       return; // (a round still marked in flight must be cleared even when no read waits on it)
     }
-    long[] acked = new long[s.peers.voters().size()];
+    List<Membership.Member> voters = s.membership().voters();
+    if (voters.isEmpty()) {
+      return;
+    }
+    long[] acked = new long[voters.size()];
     int i = 0;
-    for (Peer peer : s.peers.voters()) {
+    for (Membership.Member peer : voters) {
       Progress p = progress.get(peer.id());
       acked[i++] = peer.id().equals(s.self.id()) ? Long.MAX_VALUE : (p == null ? 0 : p.ackedSeq);
     }
@@ -550,7 +918,7 @@ final class Leader extends Role {
       if (pr.read() instanceof RaftNode.Read r) {
         s.applying.applier().tell(new Applier.Query(r.query(), r.replyTo()));
       } else if (pr.read() instanceof RaftNode.Backup b) {
-        s.applying.applier().tell(new Applier.StreamSnapshot(s.peers.voters(), b.out(), b.done()));
+        s.applying.applier().tell(new Applier.StreamSnapshot(s.log.configHistory(), b.out(), b.done()));
       }
     }
   }
@@ -559,7 +927,7 @@ final class Leader extends Role {
   protected Behavior<RaftNode.Command> afterPersisted() {
     maybeCommit();
     serveAppliedReads(); // what was committed may only now be durable here, and so sent to the applier
-    return null;
+    return maybeStepDownRemoved();
   }
 
   private void failReads(String why) {

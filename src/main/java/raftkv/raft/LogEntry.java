@@ -12,7 +12,8 @@ public record LogEntry(long index, long term, Payload payload) implements CborSe
   @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "t")
   @JsonSubTypes({
       @JsonSubTypes.Type(value = NoOp.class, name = "noop"),
-      @JsonSubTypes.Type(value = Command.class, name = "cmd")})
+      @JsonSubTypes.Type(value = Command.class, name = "cmd"),
+      @JsonSubTypes.Type(value = Config.class, name = "config")})
   public sealed interface Payload extends CborSerializable {}
 
   /** Appended by every new leader, so that it can commit entries of earlier terms (§5.4.2, §8). */
@@ -28,5 +29,14 @@ public record LogEntry(long index, long term, Payload payload) implements CborSe
   public record Command(byte[] data) implements Payload {
     @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
     public Command {}
+  }
+
+  /**
+   * A new cluster configuration (DESIGN.md §7): in effect on a node from the moment the entry is
+   * appended to its log, until it is replaced by a later one or truncated away.
+   */
+  public record Config(Membership membership) implements Payload {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public Config {}
   }
 }

@@ -74,7 +74,12 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
    * drops them ({@link RaftLog#compactTo}: when it does not hold that entry, it is replaced by an
    * empty log that starts after it, as after an installed snapshot).
    */
-  public record Compacted(long index, long term) implements Event {}
+  public record Compacted(long index, long term, Membership membership) implements Event {
+    /** A compaction of the node's own log: the configuration at {@code index} follows from the entries dropped. */
+    public Compacted(long index, long term) {
+      this(index, term, null);
+    }
+  }
 
   /**
    * The durable state: rebuilt on recovery, kept up to date by every event, and saved as Akka's
@@ -84,15 +89,14 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
   static final class Durable {
     long term;
     String votedFor;
-    List<Peer> voters = List.of();
+    /** The log, with the configuration at its start and those its Config entries hold. */
     RaftLog log = new RaftLog();
 
     Durable() {}
 
-    Durable(long term, String votedFor, List<Peer> voters, RaftLog log) {
+    Durable(long term, String votedFor, RaftLog log) {
       this.term = term;
       this.votedFor = votedFor;
-      this.voters = voters;
       this.log = log;
     }
   }
@@ -158,7 +162,9 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
   public EventHandler<Durable, Event> eventHandler() {
     return newEventHandlerBuilder().forAnyState()
         .onEvent(Bootstrapped.class, (s, e) -> {
-          s.voters = e.voters();
+          if (s.log.membership().isEmpty()) {
+            s.log.setBaseMembership(Membership.ofVoters(e.voters()));
+          }
           return s;
         })
         .onEvent(TermAdvanced.class, (s, e) -> {
@@ -192,7 +198,7 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
           return s;
         })
         .onEvent(Compacted.class, (s, e) -> {
-          s.log.compactTo(e.index(), e.term());
+          s.log.compactTo(e.index(), e.term(), e.membership());
           return s;
         })
         .build();
@@ -202,7 +208,7 @@ public final class RaftJournal extends EventSourcedBehavior<RaftJournal.Command,
   public SignalHandler<Durable> signalHandler() {
     return newSignalHandlerBuilder()
         .onSignal(RecoveryCompleted.instance(), state -> {
-          node.tell(new RaftNode.Recovered(state.term, state.votedFor, state.voters, state.log.copy()));
+          node.tell(new RaftNode.Recovered(state.term, state.votedFor, state.log.copy()));
         })
         .onSignal(RecoveryFailed.class, (state, failed) -> node.tell(new RaftNode.RecoveryFailed(
             describe(failed.getFailure()))))

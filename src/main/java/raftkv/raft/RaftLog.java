@@ -16,14 +16,73 @@ public final class RaftLog {
   private final ArrayList<LogEntry> entries = new ArrayList<>();
   /** The encoded size of each entry (RaftSerializer's format), at the same position as in {@code entries}. */
   private int[] sizes = new int[16];
+  /** The configuration in effect at {@code snapshotIndex}: the bootstrap's, a compacted entry's, or a snapshot's. */
+  private Membership baseMembership = Membership.EMPTY;
+  /** The {@link LogEntry.Config} entries this log holds, by index. */
+  private final java.util.TreeMap<Long, Membership> configs = new java.util.TreeMap<>();
 
   public RaftLog() {
     this(0, 0);
   }
 
   public RaftLog(long snapshotIndex, long snapshotTerm) {
+    this(snapshotIndex, snapshotTerm, Membership.EMPTY);
+  }
+
+  public RaftLog(long snapshotIndex, long snapshotTerm, Membership baseMembership) {
     this.snapshotIndex = snapshotIndex;
     this.snapshotTerm = snapshotTerm;
+    this.baseMembership = baseMembership;
+  }
+
+  // ---- the configuration (DESIGN.md §7): the last Config entry appended, else the base ----------
+
+  /** The configuration in effect: that of the last {@link LogEntry.Config} entry in the log, else the base. */
+  public Membership membership() {
+    return configs.isEmpty() ? baseMembership : configs.lastEntry().getValue();
+  }
+
+  /** The index of the entry that holds the configuration in effect ({@link #snapshotIndex()} for the base). */
+  public long membershipIndex() {
+    return configs.isEmpty() ? snapshotIndex : configs.lastKey();
+  }
+
+  /** The configuration in effect at {@code index} (at or after the log's start). */
+  public Membership membershipAt(long index) {
+    java.util.Map.Entry<Long, Membership> e = configs.floorEntry(index);
+    return e == null ? baseMembership : e.getValue();
+  }
+
+  /** The configuration at the log's start (what a compaction left, or the bootstrap's). */
+  public Membership baseMembership() {
+    return baseMembership;
+  }
+
+  /** Sets the configuration at the log's start: the bootstrap's, on a first start. */
+  public void setBaseMembership(Membership membership) {
+    this.baseMembership = membership;
+  }
+
+  /** The index of the first Config entry after {@code index}, or -1. */
+  public long firstConfigAfter(long index) {
+    Long k = configs.higherKey(index);
+    return k == null ? -1 : k;
+  }
+
+  /** Whether the log holds a Config entry after {@code index}. */
+  public boolean hasConfigAfter(long index) {
+    return configs.higherKey(index) != null;
+  }
+
+  /**
+   * Every configuration this log knows, by the index it took effect at: the base at {@link
+   * #snapshotIndex()}, then each Config entry (for a snapshot written at an index of the caller's
+   * choosing, which picks the one in effect there).
+   */
+  public java.util.NavigableMap<Long, Membership> configHistory() {
+    java.util.TreeMap<Long, Membership> history = new java.util.TreeMap<>(configs);
+    history.put(snapshotIndex, baseMembership);
+    return java.util.Collections.unmodifiableNavigableMap(history);
   }
 
   public long snapshotIndex() {
@@ -72,6 +131,9 @@ public final class RaftLog {
     }
     sizes[at] = size;
     entries.add(entry);
+    if (entry.payload() instanceof LogEntry.Config c) {
+      configs.put(entry.index(), c.membership());
+    }
   }
 
   /** The encoded size of the entry at {@code index}, as AppendEntries carries it. */
@@ -98,15 +160,28 @@ public final class RaftLog {
    * continues after {@code index}. An index at or before the current start changes nothing.
    */
   public void compactTo(long index, long term) {
+    compactTo(index, term, null);
+  }
+
+  /**
+   * {@link #compactTo(long, long)}, with the configuration in effect at {@code index} (a received
+   * snapshot's); null derives it from this log: the last configuration at or before {@code
+   * index} (when the whole log goes, the one in effect now).
+   */
+  public void compactTo(long index, long term, Membership atIndex) {
     if (index <= snapshotIndex) {
       return;
     }
+    Membership base = atIndex != null ? atIndex : membershipAt(Math.min(index, lastIndex()));
+    baseMembership = base;
     if (index <= lastIndex() && termAt(index) == term) {
+      configs.headMap(index, true).clear();
       int drop = (int) (index - snapshotIndex);
       entries.subList(0, drop).clear();
       System.arraycopy(sizes, drop, sizes, 0, entries.size());
     } else {
       entries.clear();
+      configs.clear();
     }
     snapshotIndex = index;
     snapshotTerm = term;
@@ -119,8 +194,9 @@ public final class RaftLog {
 
   /** An independent copy that shares the (immutable) entries. */
   public RaftLog copy() {
-    RaftLog copy = new RaftLog(snapshotIndex, snapshotTerm);
+    RaftLog copy = new RaftLog(snapshotIndex, snapshotTerm, baseMembership);
     copy.entries.addAll(entries);
+    copy.configs.putAll(configs);
     copy.sizes = Arrays.copyOf(sizes, Math.max(16, entries.size()));
     return copy;
   }
@@ -146,6 +222,7 @@ public final class RaftLog {
     }
     if (index <= lastIndex()) {
       entries.subList((int) (index - snapshotIndex - 1), entries.size()).clear();
+      configs.tailMap(index, true).clear(); // the configuration falls back to the one before (DESIGN.md §7)
     }
   }
 

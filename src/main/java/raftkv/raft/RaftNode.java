@@ -34,8 +34,16 @@ public final class RaftNode {
     String sender();
   }
 
-  public record RequestVote(long term, String candidateId, long lastLogIndex, long lastLogTerm)
+  /**
+   * {@code transfer}: the candidate campaigns because the leader handed leadership to it
+   * (TimeoutNow, dissertation §3.10); voters then grant it even while they hear from that leader.
+   */
+  public record RequestVote(long term, String candidateId, long lastLogIndex, long lastLogTerm, boolean transfer)
       implements RaftMessage {
+    public RequestVote(long term, String candidateId, long lastLogIndex, long lastLogTerm) {
+      this(term, candidateId, lastLogIndex, lastLogTerm, false);
+    }
+
     @Override
     public String sender() {
       return candidateId;
@@ -117,6 +125,17 @@ public final class RaftNode {
   }
 
   /**
+   * From the leader to the voter it hands leadership to (dissertation §3.10), once that voter's log
+   * is as long as the leader's: campaign now, without a pre-vote.
+   */
+  public record TimeoutNow(long term, String leaderId) implements RaftMessage {
+    @Override
+    public String sender() {
+      return leaderId;
+    }
+  }
+
+  /**
    * How every message between peers travels: tagged with the sender's cluster id. A node drops
    * what another cluster sends (a node of an old cluster at an address a restored cluster now
    * uses, two clusters configured with the same addresses), so that no vote, entry or snapshot
@@ -136,6 +155,47 @@ public final class RaftNode {
 
   /** Answer {@code query}, through ReadIndex on the leader unless {@code linearizable} is false. */
   public record Read(byte[] query, boolean linearizable, ActorRef<ClientReply> replyTo, int hops)
+      implements Command, CborSerializable {}
+
+  // ---- membership and leadership (API.md §5; forwarded to the leader like a write) ----------
+
+  /** A single-server membership change. */
+  @com.fasterxml.jackson.annotation.JsonTypeInfo(use = com.fasterxml.jackson.annotation.JsonTypeInfo.Id.NAME, property = "t")
+  @com.fasterxml.jackson.annotation.JsonSubTypes({
+      @com.fasterxml.jackson.annotation.JsonSubTypes.Type(value = AddMember.class, name = "add"),
+      @com.fasterxml.jackson.annotation.JsonSubTypes.Type(value = RemoveMember.class, name = "remove"),
+      @com.fasterxml.jackson.annotation.JsonSubTypes.Type(value = PromoteMember.class, name = "promote")})
+  public sealed interface MembershipChange extends CborSerializable {}
+
+  /** Adds a voter, or a learner when {@code learner}; {@code httpAddress} may be null. */
+  public record AddMember(String id, String host, int port, String httpAddress, boolean learner)
+      implements MembershipChange {}
+
+  /** Removes a voter or a learner, the leader included. */
+  public record RemoveMember(String id) implements MembershipChange {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public RemoveMember {}
+  }
+
+  /** Makes a caught-up learner a voter. */
+  public record PromoteMember(String id) implements MembershipChange {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public PromoteMember {}
+  }
+
+  /**
+   * Apply {@code change} (on the leader; a follower forwards it): answered with {@link
+   * MembershipChanged} once the new configuration is committed, or {@link Failed} (NOT_FOUND,
+   * CONFLICT, BAD_REQUEST: nothing changed; UNAVAILABLE; TIMEOUT: unknown).
+   */
+  public record ChangeMembership(MembershipChange change, ActorRef<ClientReply> replyTo, int hops)
+      implements Command, CborSerializable {}
+
+  /**
+   * Hand leadership to voter {@code to} (null: the most up-to-date voter): answered with {@link
+   * LeaderTransferred} once the new leader is known, or {@link Failed}.
+   */
+  public record TransferLeadership(String to, ActorRef<ClientReply> replyTo, int hops)
       implements Command, CborSerializable {}
 
   public record GetStatus(ActorRef<Status> replyTo) implements Command {}
@@ -183,6 +243,15 @@ public final class RaftNode {
 
   public record Failed(ErrorKind kind, String message) implements ClientReply {}
 
+  /** A membership change is committed: the configuration at {@code index}. */
+  public record MembershipChanged(long index, List<Member> members) implements ClientReply {}
+
+  /** A leadership transfer is done: {@code leaderId} leads. */
+  public record LeaderTransferred(String leaderId) implements ClientReply {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public LeaderTransferred {}
+  }
+
   /** Why a request failed, and so what the client knows of its fate. */
   public enum ErrorKind {
     /** The state machine refused it; nothing was applied. */
@@ -192,28 +261,39 @@ public final class RaftNode {
     /** No leader known, or it cannot be reached: the request was not applied. */
     UNAVAILABLE,
     /** Proposed but not known to be committed in time: the outcome is unknown. */
-    TIMEOUT
+    TIMEOUT,
+    /** The member named is not one (membership calls); nothing changed. */
+    NOT_FOUND,
+    /** Refused in the cluster's present state (another change pending, a learner not caught up, ...); nothing changed. */
+    CONFLICT
   }
 
   /** A node's view of the cluster. */
   public record Status(String id, String role, long term, String leaderId, long commitIndex, long appliedIndex,
                        long lastLogIndex, long snapshotIndex, long logStartIndex, List<Member> members,
-                       String clusterId) {}
+                       String clusterId, String memberState) {}
 
   /** {@code matchIndex} and {@code lastContactMillis} are known on the leader only (else null). */
   public record Member(String id, String address, String httpAddress, boolean voter, Long matchIndex,
-                       Long lastContactMillis) {}
+                       Long lastContactMillis) implements CborSerializable {}
 
-  /** Healthy when the node knows a leader and has applied all it knows to be committed. */
+  /**
+   * Healthy when the node knows a leader and has applied all it knows to be committed (a node that
+   * is not a member yet, or was removed, is not).
+   */
   public record Health(boolean healthy, String reason, String leaderId, long commitIndex, long appliedIndex) {}
 
   // ---- internal ------------------------------------------------------------------------------
 
   /** From the journal: the durable state, rebuilt (the log is the node's own copy). */
-  record Recovered(long term, String votedFor, List<Peer> voters, RaftLog log) implements Command {}
+  record Recovered(long term, String votedFor, RaftLog log) implements Command {}
 
   /** From the applier: the state machine is open, applied up to {@code index} of {@code term}. */
-  record StateMachineOpened(long index, long term) implements Command {}
+  record StateMachineOpened(long index, long term, Membership snapshotMembership) implements Command {
+    StateMachineOpened(long index, long term) {
+      this(index, term, null);
+    }
+  }
 
   /** From the applier: the state machine cannot be opened (a one-line reason). */
   record StateMachineFailed(String reason) implements Command {}
@@ -238,13 +318,23 @@ public final class RaftNode {
   record ChunkStored(long term, long snapshotIndex, long nextOffset, SnapshotFile.Header header, Path file,
                      String error) implements Command {}
 
+  /** An adopted cluster id is in the data dir (or could not be written: {@code error}). */
+  record ClusterIdStored(long clusterId, String leaderId, String error) implements Command {}
+
+  /**
+   * A node started with {@code --join} (API.md §1): the members it contacts, and, when its data
+   * dir holds no cluster id yet, how to store the id it adopts from the first leader that
+   * replicates to it (blocking; run off the actor). Null where no join applies.
+   */
+  public record Join(List<Peer> contacts, java.util.function.LongConsumer storeClusterId) {}
+
   /** From the journal: it could not read the data dir. */
   record RecoveryFailed(String reason) implements Command {}
 
   /** From the journal: batch {@code seq} of node incarnation {@code incarnation} is durable. */
   record Persisted(long incarnation, long seq) implements Command {}
 
-  enum Tick implements Command { ELECTION_TIMEOUT, HEARTBEAT, FLUSH_PROPOSALS, FLUSH_READS }
+  enum Tick implements Command { ELECTION_TIMEOUT, HEARTBEAT, FLUSH_PROPOSALS, FLUSH_READS, TRANSFER_TIMEOUT }
 
   /** What the node tells an optional listener about its life (the launcher uses it). */
   public sealed interface Lifecycle {}
@@ -268,6 +358,16 @@ public final class RaftNode {
   public static Behavior<Command> create(NodeIdentity identity, List<Peer> initialVoters, RaftSettings settings,
                                          java.util.function.Supplier<StateMachine> openStateMachine, Path snapshotDir,
                                          ActorRef<Lifecycle> lifecycle) {
+    return create(identity, initialVoters, null, settings, openStateMachine, snapshotDir, lifecycle);
+  }
+
+  /**
+   * {@code join}: for a node started with --join (then {@code initialVoters} is empty), else null.
+   */
+  public static Behavior<Command> create(NodeIdentity identity, List<Peer> initialVoters, Join join,
+                                         RaftSettings settings,
+                                         java.util.function.Supplier<StateMachine> openStateMachine, Path snapshotDir,
+                                         ActorRef<Lifecycle> lifecycle) {
     StartHistory history = new StartHistory(); // outside the supervised behavior: survives restarts
     Behavior<Command> node = Behaviors.setup(ctx -> {
       ActorRef<RaftJournal.Command> journal =
@@ -275,7 +375,7 @@ public final class RaftNode {
               DispatcherSelector.fromConfig(RaftJournal.DISPATCHER));
       ctx.watch(journal);
       // the applier opens the state machine on its own thread and closes it when it stops
-      ActorRef<Applier.Command> applier = ctx.spawn(Applier.create(openStateMachine, ctx.getSelf(), settings),
+      ActorRef<Applier.Command> applier = ctx.spawn(Applier.create(openStateMachine, ctx.getSelf(), settings, snapshotDir),
           "applier", DispatcherSelector.fromConfig(Applier.DISPATCHER));
       ctx.watch(applier); // an applier that fails restarts the node (Role), which opens the state machine again
       StateMachineOpened[] opened = new StateMachineOpened[1];
@@ -293,8 +393,21 @@ public final class RaftNode {
                 }
                 RaftState state;
                 try {
-                  state = new RaftState(ctx, identity, settings, journal, r, initialVoters, applier, o.index(), o.term(),
+                  state = new RaftState(ctx, identity, settings, journal, r, initialVoters,
+                      join == null ? List.of() : join.contacts(), applier, o.index(), o.term(), o.snapshotMembership(),
                       snapshotDir);
+                  if (join != null && join.storeClusterId() != null) {
+                    Long adopted = history.adoptedClusterId;
+                    if (adopted != null) {
+                      state.clusterId = adopted; // stored by an incarnation before a restart
+                    } else {
+                      state.clusterIdKnown = false;
+                      state.storeClusterId = id -> {
+                        join.storeClusterId().accept(id);
+                        history.adoptedClusterId = id;
+                      };
+                    }
+                  }
                 } catch (IllegalStateException e) {
                   return startFailed(ctx, identity, lifecycle, e.getMessage());
                 }
@@ -406,6 +519,8 @@ public final class RaftNode {
     boolean started;
     /** Recoveries that failed in a row since the node last ran. */
     int failedRecoveries;
+    /** The cluster id a node started with --join adopted and stored (written off the actor: volatile). */
+    volatile Long adoptedClusterId;
   }
 
   /** At the first start the journal cannot be read: stop, and tell the launcher (which exits). */

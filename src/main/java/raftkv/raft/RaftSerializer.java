@@ -46,6 +46,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   private static final String COMPACTED = "CP";
   private static final String JOURNAL_STATE = "JS";
   private static final String FROM_CLUSTER = "CM";
+  private static final String TIMEOUT_NOW = "TN";
 
   /**
    * What the {@link RaftNode.FromCluster} envelope adds to the message inside: the cluster id and
@@ -61,6 +62,8 @@ public final class RaftSerializer extends SerializerWithStringManifest {
   private static final byte LEGACY_CLIENT_COMMAND = 1;
   /** A state machine's command: its bytes, as they are. */
   private static final byte COMMAND = 2;
+  /** A cluster configuration (membership). */
+  private static final byte CONFIG = 3;
 
   private final ExtendedActorSystem system;
   private volatile ActorRefResolver resolver;
@@ -101,7 +104,8 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       Map.entry(RaftNode.InstallSnapshotReply.class, INSTALL_SNAPSHOT_REPLY),
       Map.entry(RaftJournal.Compacted.class, COMPACTED),
       Map.entry(RaftJournal.Durable.class, JOURNAL_STATE),
-      Map.entry(RaftNode.FromCluster.class, FROM_CLUSTER));
+      Map.entry(RaftNode.FromCluster.class, FROM_CLUSTER),
+      Map.entry(RaftNode.TimeoutNow.class, TIMEOUT_NOW));
 
   @Override
   public String manifest(Object o) {
@@ -141,7 +145,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       out.l(m.term()).l(m.requestTerm()).s(m.followerId()).ns(m.followerHttp()).bool(m.success())
           .l(m.matchIndex()).l(m.prevLogIndex()).l(m.conflictIndex()).l(m.conflictTerm()).l(m.seq());
     } else if (o instanceof RaftNode.RequestVote m) {
-      out.l(m.term()).s(m.candidateId()).l(m.lastLogIndex()).l(m.lastLogTerm());
+      out.l(m.term()).s(m.candidateId()).l(m.lastLogIndex()).l(m.lastLogTerm()).bool(m.transfer());
     } else if (o instanceof RaftNode.VoteReply m) {
       out.l(m.term()).s(m.voterId()).bool(m.granted());
     } else if (o instanceof RaftNode.PreVote m) {
@@ -172,13 +176,20 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       out.l(m.term()).s(m.followerId()).l(m.snapshotIndex()).l(m.nextOffset()).bool(m.installed());
     } else if (o instanceof RaftJournal.Compacted e) {
       out.l(e.index()).l(e.term());
+      if (e.membership() != null) {
+        membership(out, e.membership());
+      }
+    } else if (o instanceof RaftNode.TimeoutNow m) {
+      out.l(m.term()).s(m.leaderId());
     } else if (o instanceof RaftJournal.Durable d) {
-      out.l(d.term).ns(d.votedFor).i(d.voters.size());
-      for (Peer p : d.voters) {
+      List<Peer> baseVoters = d.log.baseMembership().voterPeers();
+      out.l(d.term).ns(d.votedFor).i(baseVoters.size());
+      for (Peer p : baseVoters) {
         out.s(p.id()).s(p.host()).i(p.port());
       }
       out.l(d.log.snapshotIndex()).l(d.log.snapshotTerm());
       entries(out, d.log.entries());
+      membership(out, d.log.baseMembership()); // (learners and HTTP addresses came later: absent in older ones)
     } else {
       throw new IllegalArgumentException("RaftSerializer cannot serialize " + o.getClass().getName()
           + (o instanceof RaftNode.FromCluster ? " inside another" : ""));
@@ -228,7 +239,8 @@ public final class RaftSerializer extends SerializerWithStringManifest {
         }
         case APPEND_REPLY -> new RaftNode.AppendReply(in.l(), in.l(), in.s(), in.ns(), in.bool(), in.l(), in.l(),
             in.l(), in.l(), in.l());
-        case REQUEST_VOTE -> new RaftNode.RequestVote(in.l(), in.s(), in.l(), in.l());
+        case REQUEST_VOTE -> new RaftNode.RequestVote(in.l(), in.s(), in.l(), in.l(), in.remaining() != 0 && in.bool());
+        case TIMEOUT_NOW -> new RaftNode.TimeoutNow(in.l(), in.s());
         case VOTE_REPLY -> new RaftNode.VoteReply(in.l(), in.s(), in.bool());
         // the round came later: a message of a node without it reads as round 0
         case PRE_VOTE -> new RaftNode.PreVote(in.l(), in.s(), in.l(), in.l(), in.remaining() == 0 ? 0 : in.l());
@@ -243,7 +255,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
         case INSTALL_SNAPSHOT -> new RaftNode.InstallSnapshot(in.l(), in.s(), in.ns(), in.l(), in.l(), in.l(),
             in.bytes(), in.bool());
         case INSTALL_SNAPSHOT_REPLY -> new RaftNode.InstallSnapshotReply(in.l(), in.s(), in.l(), in.l(), in.bool());
-        case COMPACTED -> new RaftJournal.Compacted(in.l(), in.l());
+        case COMPACTED -> new RaftJournal.Compacted(in.l(), in.l(), in.remaining() == 0 ? null : membership(in));
         case JOURNAL_STATE -> {
           long term = in.l();
           String votedFor = in.ns();
@@ -252,11 +264,14 @@ public final class RaftSerializer extends SerializerWithStringManifest {
           for (int i = 0; i < n; i++) {
             voters.add(new Peer(in.s(), in.s(), in.i()));
           }
-          RaftLog log = new RaftLog(in.l(), in.l());
+          RaftLog log = new RaftLog(in.l(), in.l(), Membership.ofVoters(voters));
           for (LogEntry e : entries(in)) {
             log.append(e);
           }
-          yield new RaftJournal.Durable(term, votedFor, List.copyOf(voters), log);
+          if (in.remaining() != 0) {
+            log.setBaseMembership(membership(in));
+          }
+          yield new RaftJournal.Durable(term, votedFor, log);
         }
         case PROPOSE -> {
           byte[] command = in.bytes();
@@ -297,6 +312,8 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       return ENTRY_HEADER_BYTES + 8;
     } else if (entry.payload() instanceof LogEntry.Command c) {
       return (int) Math.min(Integer.MAX_VALUE, (long) ENTRY_HEADER_BYTES + varintBytes(c.data().length) + c.data().length);
+    } else if (entry.payload() instanceof LogEntry.Config c) {
+      return (int) Math.min(Integer.MAX_VALUE, ENTRY_HEADER_BYTES + membershipBytes(c.membership()));
     }
     throw new IllegalArgumentException("unknown log entry payload " + entry.payload());
   }
@@ -326,10 +343,40 @@ public final class RaftSerializer extends SerializerWithStringManifest {
         out.b(NO_OP).l(n.leaderTermMarker());
       } else if (e.payload() instanceof LogEntry.Command c) {
         out.b(COMMAND).bytes(c.data());
+      } else if (e.payload() instanceof LogEntry.Config c) {
+        out.b(CONFIG);
+        membership(out, c.membership());
       } else {
         throw new IllegalArgumentException("unknown log entry payload " + e.payload());
       }
     }
+  }
+
+  /** A configuration: the member count, then each member's id, host, port, HTTP address (or none) and voter flag. */
+  private static void membership(Out out, Membership m) {
+    out.i(m.members().size());
+    for (Membership.Member member : m.members()) {
+      out.s(member.id()).s(member.host()).i(member.port()).ns(member.httpAddress()).bool(member.voter());
+    }
+  }
+
+  private static Membership membership(In in) {
+    int n = in.count();
+    List<Membership.Member> members = new ArrayList<>(Math.min(n, 1024));
+    for (int i = 0; i < n; i++) {
+      members.add(new Membership.Member(in.s(), in.s(), in.i(), in.ns(), in.bool()));
+    }
+    return new Membership(members);
+  }
+
+  /** What {@link #membership(Out, Membership)} writes, in bytes. */
+  static long membershipBytes(Membership m) {
+    long n = varintBytes(m.members().size());
+    for (Membership.Member member : m.members()) {
+      n += stringBytes(member.id()) + stringBytes(member.host()) + varintBytes(member.port())
+          + (member.httpAddress() == null ? 1 : 1 + stringBytes(member.httpAddress())) + 1;
+    }
+    return n;
   }
 
   private static List<LogEntry> entries(In in) {
@@ -345,6 +392,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       LogEntry.Payload payload = switch (kind) {
         case NO_OP -> new LogEntry.NoOp(in.l());
         case COMMAND -> new LogEntry.Command(in.bytes());
+        case CONFIG -> new LogEntry.Config(membership(in));
         case LEGACY_CLIENT_COMMAND -> throw new IllegalArgumentException("the log holds entries in the layout of a"
             + " raftkv release before snapshots, which this release does not read; back up the keys with the old"
             + " release and load them into a new cluster");

@@ -12,6 +12,10 @@ import java.time.Duration;
  * @param maxBytesPerAppend the largest AppendEntries, as encoded ({@link RaftSerializer}), header included
  * @param maxCommandBytes   the largest command, as encoded in the log
  * @param maximumFrameSize  the largest message Artery carries, envelope included
+ * @param maxLearners       the most learners a configuration may hold
+ * @param promoteMaxLag     a learner is promoted only when its match index is within this many entries of the leader's last
+ * @param requestTimeout    how long a client waits for a request (raftkv.client.request-timeout): how long a
+ *                          follower remembers the requests it forwarded, to fail them at once when the leader changes
  */
 public record RaftSettings(
     Duration heartbeatInterval,
@@ -28,7 +32,10 @@ public record RaftSettings(
     long trailingEntries,
     int snapshotChunkBytes,
     int maxSnapshotTransfers,
-    int journalSnapshotEvery) {
+    int journalSnapshotEvery,
+    int maxLearners,
+    long promoteMaxLag,
+    Duration requestTimeout) {
 
   /**
    * Room in one AppendEntries beside its largest command: the message's header (term, indices,
@@ -66,7 +73,11 @@ public record RaftSettings(
         c.getLong("trailing-entries"),
         bytes(c, "snapshot-chunk-bytes"),
         c.getInt("max-snapshot-transfers"),
-        c.getInt("journal-snapshot-every"));
+        c.getInt("journal-snapshot-every"),
+        c.getInt("max-learners"),
+        c.getLong("promote-max-lag"),
+        root.hasPath("raftkv.client.request-timeout") ? root.getDuration("raftkv.client.request-timeout")
+            : Duration.ofSeconds(5));
     s.validate();
     return s;
   }

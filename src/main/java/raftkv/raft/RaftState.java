@@ -65,7 +65,21 @@ final class RaftState {
   RaftState(ActorContext<RaftNode.Command> ctx, RaftNode.NodeIdentity self, RaftSettings settings,
             ActorRef<RaftJournal.Command> journal, RaftNode.Recovered recovered, List<Peer> initialVoters,
             ActorRef<Applier.Command> applier, long smIndex, long smTerm, Path snapshotDir) {
+    this(ctx, self, settings, journal, recovered, initialVoters, List.of(), applier, smIndex, smTerm, null, snapshotDir);
+  }
+
+  /**
+   * @param joinContacts       for a node started with --join: the members it may hear from first
+   * @param smMembership       the configuration of the snapshot file at the state machine's index,
+   *                           if this node keeps one (null: none); used when the journal does not
+   *                           hold that index (it missed the snapshot this node installed last)
+   */
+  RaftState(ActorContext<RaftNode.Command> ctx, RaftNode.NodeIdentity self, RaftSettings settings,
+            ActorRef<RaftJournal.Command> journal, RaftNode.Recovered recovered, List<Peer> initialVoters,
+            List<Peer> joinContacts, ActorRef<Applier.Command> applier, long smIndex, long smTerm,
+            Membership smMembership, Path snapshotDir) {
     this.ctx = ctx;
+    this.clusterId = self.clusterId();
     this.self = self;
     this.settings = settings;
     this.journal = journal;
@@ -81,8 +95,12 @@ final class RaftState {
     }
     this.pipeline = new PersistPipeline(log);
     if (log.termAt(smIndex) != smTerm) {
-      log.compactTo(smIndex, smTerm);
-      pipeline.recordHardState(new RaftJournal.Compacted(smIndex, smTerm));
+      // The configuration at smIndex: the snapshot file's when this node installed one there;
+      // else the log's (a node hands a Config entry to its state machine only once its own
+      // journal holds it, and applies ahead of its journal only while the journal holds no entry
+      // the log replaced: the journal's configurations up to smIndex are all committed ones).
+      log.compactTo(smIndex, smTerm, smMembership);
+      pipeline.recordHardState(new RaftJournal.Compacted(smIndex, smTerm, log.baseMembership()));
       pipeline.noteCompacted(smIndex);
     }
     if (log.lastTerm() > currentTerm) {
@@ -91,15 +109,16 @@ final class RaftState {
       // otherwise still be followed)
       advanceTerm(log.lastTerm());
     }
-    List<Peer> voters = recovered.voters();
-    if (voters.isEmpty()) {
+    if (log.membership().isEmpty() && log.snapshotIndex() == 0 && !initialVoters.isEmpty()) {
       // First start on an empty data dir: the initial voters become part of the durable state, so a
-      // restart never takes them from the command line again.
-      voters = List.copyOf(initialVoters);
-      pipeline.recordHardState(new RaftJournal.Bootstrapped(voters));
+      // restart never takes them from the command line again. (A node started with --join has
+      // none: it waits for a leader to replicate the configuration to it.)
+      log.setBaseMembership(Membership.ofVoters(initialVoters));
+      pipeline.recordHardState(new RaftJournal.Bootstrapped(List.copyOf(initialVoters)));
     }
-    this.peers = new Peers(self.id(), self.httpAddress(), voters, ActorRefResolver.get(ctx.getSystem()),
-        ctx.getSystem().name());
+    this.peers = new Peers(self.id(), self.httpAddress(), log.membership().isEmpty() ? joinContacts : List.of(),
+        ActorRefResolver.get(ctx.getSystem()), ctx.getSystem().name());
+    syncMembership();
     this.commitIndex = smIndex;
     this.applying = new Applying(applier, smIndex, smTerm);
     persistIfIdle();
@@ -111,15 +130,153 @@ final class RaftState {
   }
 
   List<String> voterIds() {
-    return peers.voterIds();
+    return membership().voterIds();
+  }
+
+  /** The configuration in effect: the last one appended to this node's log (DESIGN.md §7). */
+  Membership membership() {
+    return log.membership();
   }
 
   boolean isVoter() {
-    return peers.selfVotes();
+    return log.membership().isVoter(self.id());
   }
 
   int quorumSize() {
-    return peers.quorumSize();
+    return log.membership().quorumSize();
+  }
+
+  // ---- membership --------------------------------------------------------------------------------
+
+  /** The configuration this node last acted on (see {@link #syncMembership}). */
+  private Membership knownMembership;
+  /** This node was a member, and the configuration in its log no longer lists it. */
+  boolean removed;
+
+  /**
+   * Catches up with the configuration in the log (an entry appended, truncated, or a snapshot
+   * installed): the peers known, and whether this node is still a member. True when it changed,
+   * for the role to follow (a leader's per-member progress).
+   */
+  boolean syncMembership() {
+    Membership m = log.membership();
+    if (m == knownMembership) {
+      return false;
+    }
+    Membership before = knownMembership;
+    knownMembership = m;
+    peers.update(log.configHistory().values());
+    if (m.isMember(self.id())) {
+      if (removed) {
+        ctx.getLog().info("{} is a member again: the configuration that removed it was truncated", self.id());
+      }
+      removed = false;
+    } else if (!m.isEmpty() && (before == null || before.isMember(self.id()))) {
+      removed = true;
+      ctx.getLog().info("{} was removed from the cluster: its configuration at index {} is {}; it no longer votes"
+          + " or campaigns (wipe its data dir before it joins again)", self.id(), log.membershipIndex(), m.describe());
+    }
+    if (before != null) {
+      ctx.getLog().info("{}: configuration at index {} now in effect: {}", self.id(), log.membershipIndex(), m.describe());
+    }
+    return true;
+  }
+
+  /** null for a voter; "learner", "joining" (no configuration yet) or "removed". */
+  String memberState() {
+    Membership m = log.membership();
+    if (m.isEmpty()) {
+      return "joining";
+    }
+    if (!m.isMember(self.id())) {
+      return "removed";
+    }
+    return m.isVoter(self.id()) ? null : "learner";
+  }
+
+  // ---- requests forwarded to the leader (failed at once when the leader changes) ------------------
+
+  private record Forwarded(long nanos, ActorRef<RaftNode.ClientReply> replyTo, boolean read) {}
+
+  private static final int MAX_FORWARDED = 1 << 17;
+  private final java.util.ArrayDeque<Forwarded> forwarded = new java.util.ArrayDeque<>();
+
+  /**
+   * A request this node forwarded to the leader: remembered for as long as its client waits, so
+   * that it fails at once if the leader changes (the answer may have come already: a second one
+   * goes nowhere, its ask being over).
+   */
+  void noteForwarded(ActorRef<RaftNode.ClientReply> replyTo, boolean read) {
+    long now = System.nanoTime();
+    long horizon = now - settings.requestTimeout().toNanos();
+    while (!forwarded.isEmpty() && (forwarded.peekFirst().nanos() - horizon < 0 || forwarded.size() >= MAX_FORWARDED)) {
+      forwarded.pollFirst();
+    }
+    forwarded.addLast(new Forwarded(now, replyTo, read));
+  }
+
+  /**
+   * The leader they went to is gone or deposed: fail the forwarded requests now rather than when
+   * their clients give up. A read changed nothing (503); a write may be in the old leader's log and
+   * be committed by the next one, so its outcome is unknown (504).
+   */
+  void failForwarded(String why) {
+    if (forwarded.isEmpty()) {
+      return;
+    }
+    long horizon = System.nanoTime() - settings.requestTimeout().toNanos();
+    RaftNode.Failed read = new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; the read was not answered, retry it");
+    RaftNode.Failed write = new RaftNode.Failed(RaftNode.ErrorKind.TIMEOUT,
+        why + " while the write was forwarded to it; its outcome is unknown");
+    int n = 0;
+    for (Forwarded f : forwarded) {
+      if (f.nanos() - horizon >= 0) {
+        f.replyTo().tell(f.read() ? read : write);
+        n++;
+      }
+    }
+    forwarded.clear();
+    ctx.getLog().debug("{} failed {} forwarded requests: {}", self.id(), n, why);
+  }
+
+  // ---- a leadership transfer, seen from a node that is no longer (or not yet) the leader ----------
+
+  /** Callers of a transfer this node started as leader: answered when a new leader is known. */
+  final List<ActorRef<RaftNode.ClientReply>> transferWaiters = new ArrayList<>();
+  /** Membership changes held back by a transfer (the old leader's removal): forwarded to the new leader. */
+  final List<RaftNode.ChangeMembership> afterTransfer = new ArrayList<>();
+
+  /** A leader other than this node is known: what waited for the transfer goes on. */
+  void onNewLeaderKnown(String leader) {
+    if (transferWaiters.isEmpty() && afterTransfer.isEmpty()) {
+      return;
+    }
+    for (ActorRef<RaftNode.ClientReply> w : transferWaiters) {
+      w.tell(new RaftNode.LeaderTransferred(leader));
+    }
+    transferWaiters.clear();
+    ActorRef<RaftNode.Command> to = peers.ref(leader);
+    for (RaftNode.ChangeMembership c : afterTransfer) {
+      if (to != null) {
+        to.tell(new RaftNode.ChangeMembership(c.change(), c.replyTo(), c.hops() + 1));
+      } else {
+        c.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, "the new leader cannot be reached; retry"));
+      }
+    }
+    afterTransfer.clear();
+    timers.cancel(RaftNode.Tick.TRANSFER_TIMEOUT);
+  }
+
+  /** No leader became known in time after a transfer. */
+  void failTransferWaiters(String why) {
+    for (ActorRef<RaftNode.ClientReply> w : transferWaiters) {
+      w.tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why));
+    }
+    transferWaiters.clear();
+    for (RaftNode.ChangeMembership c : afterTransfer) {
+      c.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; nothing changed, retry"));
+    }
+    afterTransfer.clear();
   }
 
   long durableIndex() {
@@ -131,6 +288,9 @@ final class RaftState {
   void advanceTerm(long term) {
     currentTerm = term;
     votedFor = null;
+    if (leaderId != null && !leaderId.equals(self.id())) {
+      failForwarded("leader " + leaderId + " was replaced in term " + term);
+    }
     leaderId = null;
     pipeline.recordHardState(new RaftJournal.TermAdvanced(term));
   }
@@ -187,7 +347,52 @@ final class RaftState {
 
   /** {@code message} in the envelope every peer message travels in: tagged with this node's cluster id. */
   private RaftNode.FromCluster tagged(RaftNode.Command message) {
-    return new RaftNode.FromCluster(self.clusterId(), message);
+    return new RaftNode.FromCluster(clusterId, message);
+  }
+
+  /** This node's cluster id: from its data dir, or adopted from the leader that first replicated to it (--join). */
+  long clusterId;
+  /** False on a node started with --join whose data dir holds no cluster id yet. */
+  boolean clusterIdKnown = true;
+  /** Writes an adopted cluster id into the data dir (blocking: run on {@link #blocking}); null when it is known. */
+  java.util.function.LongConsumer storeClusterId;
+  private boolean storingClusterId;
+
+  /**
+   * A node started with --join that has no cluster id takes the id of the first AppendEntries or
+   * InstallSnapshot from one of the members it was told to contact (never from a vote request:
+   * any node can ask for votes), and stores it in its data dir before it acts on any message. The
+   * message itself is dropped: the leader sends again with its next heartbeat.
+   */
+  void adoptClusterId(RaftNode.FromCluster envelope) {
+    if (storingClusterId || storeClusterId == null) {
+      return;
+    }
+    RaftNode.Command m = envelope.message();
+    String sender = m instanceof RaftNode.AppendEntries ae ? ae.leaderId()
+        : m instanceof RaftNode.InstallSnapshot is ? is.leaderId() : null;
+    if (sender == null || !peers.isContact(sender)) {
+      ctx.getLog().debug("{} (joining) ignores {} from {}: not a leader's message from a member named in --join",
+          self.id(), m.getClass().getSimpleName(), sender);
+      return;
+    }
+    storingClusterId = true;
+    long id = envelope.clusterId();
+    java.util.function.LongConsumer store = storeClusterId;
+    ctx.pipeToSelf(java.util.concurrent.CompletableFuture.runAsync(() -> store.accept(id), blocking),
+        (ok, failure) -> new RaftNode.ClusterIdStored(id, sender, failure == null ? null : Applier.describe(failure)));
+  }
+
+  void onClusterIdStored(RaftNode.ClusterIdStored stored) {
+    storingClusterId = false;
+    if (stored.error() != null) {
+      throw new IllegalStateException("cannot store the cluster id in the data dir: " + stored.error());
+    }
+    clusterId = stored.clusterId();
+    clusterIdKnown = true;
+    storeClusterId = null;
+    ctx.getLog().info("{} joins cluster {}: first contacted by leader {}", self.id(),
+        RaftNode.clusterIdText(clusterId), stored.leaderId());
   }
 
   /**
@@ -195,7 +400,7 @@ final class RaftState {
    * first message of each foreign sender (at most {@value #MAX_FOREIGN_SENDERS} of them) is logged.
    */
   RaftNode.Command fromOwnCluster(RaftNode.FromCluster envelope) {
-    if (envelope.clusterId() == self.clusterId()) {
+    if (envelope.clusterId() == clusterId) {
       return envelope.message();
     }
     String sender = envelope.message() instanceof RaftNode.RaftMessage m ? m.sender()
@@ -207,7 +412,7 @@ final class RaftState {
       ctx.getLog().warn("{} refuses Raft messages from '{}' {}: this node belongs to cluster {}"
               + " (another cluster, or an old node at an address a restored cluster uses; said once per sender)",
           self.id(), sender, envelope.clusterId() == 0 ? "without a cluster id (a version before cluster ids)"
-              : "of cluster " + RaftNode.clusterIdText(envelope.clusterId()), RaftNode.clusterIdText(self.clusterId()));
+              : "of cluster " + RaftNode.clusterIdText(envelope.clusterId()), RaftNode.clusterIdText(clusterId));
     }
     return null;
   }
@@ -225,10 +430,36 @@ final class RaftState {
    * constructor starts the log after the state machine's index, as after an installed snapshot.
    */
   void applyCommitted() {
-    if (applying.sentIndex < commitIndex) {
-      applying.applyUpTo(commitIndex, log);
+    long upTo = commitIndex;
+    long durable = durableIndex();
+    if (upTo > durable) {
+      // Ahead of this node's own journal only while that journal holds no entry the log has
+      // since replaced, and never past a Config entry it does not hold yet: after a crash the
+      // constructor then rebuilds the configuration at the state machine's index from the journal.
+      if (truncatedFrom != 0 && durable >= truncatedFrom) {
+        truncatedFrom = 0;
+      }
+      if (truncatedFrom != 0) {
+        upTo = durable;
+      } else {
+        long config = log.firstConfigAfter(Math.max(applying.sentIndex, durable));
+        if (config != -1 && config <= upTo) {
+          upTo = config - 1;
+        }
+      }
+    }
+    if (applying.sentIndex < upTo) {
+      applying.applyUpTo(upTo, log);
       onApplied(applying.sentIndex);
     }
+  }
+
+  /** The lowest index a follower's log replaced since its journal last caught up (0: none). */
+  private long truncatedFrom;
+
+  /** The log replaced entries from {@code index} on, which the journal still holds until the next batch. */
+  void noteTruncated(long index) {
+    truncatedFrom = truncatedFrom == 0 ? index : Math.min(truncatedFrom, index);
   }
 
   /**
@@ -280,7 +511,7 @@ final class RaftState {
       long term = log.termAt(point);
       log.compactTo(point, term);
       pipeline.noteCompacted(point);
-      pipeline.recordHardState(new RaftJournal.Compacted(point, term));
+      pipeline.recordHardState(new RaftJournal.Compacted(point, term, log.baseMembership()));
       ctx.getLog().debug("{} compacted its log up to {} (state machine durable at {})", self.id(), point,
           applying.snapshotIndex);
     }
@@ -290,19 +521,25 @@ final class RaftState {
 
   RaftNode.Status status(Map<String, long[]> leaderView) {
     List<RaftNode.Member> members = new ArrayList<>();
-    for (Peer p : peers.voters()) {
+    for (Membership.Member p : log.membership().members()) {
       long[] view = leaderView == null ? null : leaderView.get(p.id());
-      members.add(new RaftNode.Member(p.id(), p.address(), peers.http(p.id()), true,
+      String http = peers.http(p.id());
+      members.add(new RaftNode.Member(p.id(), p.address(), http != null ? http : p.httpAddress(), p.voter(),
           view == null ? null : view[0], view == null ? null : view[1]));
     }
-    return new RaftNode.Status(self.id(), role, currentTerm, leaderId, commitIndex, applying.appliedIndex,
-        log.lastIndex(), applying.snapshotIndex, log.firstIndex(), members,
-        self.clusterId() == 0 ? null : RaftNode.clusterIdText(self.clusterId()));
+    String state = memberState();
+    return new RaftNode.Status(self.id(), "follower".equals(role) && "learner".equals(state) ? "learner" : role,
+        currentTerm, leaderId, commitIndex, applying.appliedIndex, log.lastIndex(), applying.snapshotIndex,
+        log.firstIndex(), members, clusterId == 0 ? null : RaftNode.clusterIdText(clusterId), state);
   }
 
   RaftNode.Health health() {
     String reason;
-    if (leaderId == null) {
+    if (log.membership().isEmpty()) {
+      reason = "not a member yet: waiting for the leader to replicate to it (POST /v1/cluster/members on the leader adds it)";
+    } else if (removed) {
+      reason = "removed from the cluster";
+    } else if (leaderId == null) {
       reason = "no leader known";
     } else if (applying.restoring) {
       reason = "installing a snapshot from the leader";

@@ -44,6 +44,14 @@ abstract class Role {
 
   private Behavior<RaftNode.Command> receive(RaftNode.Command received) {
     RaftNode.Command message = received;
+    if (received instanceof RaftNode.FromCluster envelope && !s.clusterIdKnown) {
+      s.adoptClusterId(envelope); // a node started with --join learns its cluster's id from the leader
+      return Behaviors.same();
+    }
+    if (received instanceof RaftNode.ClusterIdStored stored) {
+      s.onClusterIdStored(stored);
+      return Behaviors.same();
+    }
     if (received instanceof RaftNode.FromCluster envelope) {
       message = s.fromOwnCluster(envelope);
       if (message == null) {
@@ -56,6 +64,10 @@ abstract class Role {
       return Behaviors.same();
     }
     Behavior<RaftNode.Command> next = receiveOne(message);
+    if (next == Behaviors.<RaftNode.Command>same() && s.syncMembership()) {
+      next = onMembershipChanged(); // an entry appended or truncated, or a snapshot installed, changed it
+      next = next == null ? Behaviors.same() : next;
+    }
     RaftJournal.Persist batch = s.nextBatch(); // everything this message changed, as one batch
     if (next == Behaviors.<RaftNode.Command>same()) {
       afterMessage(); // only while this role lasts: a role that ended must not speak for its term
@@ -82,7 +94,7 @@ abstract class Role {
       return Behaviors.same();
     }
     if (message instanceof RaftNode.RaftMessage m) {
-      if (m instanceof RaftNode.RequestVote rv && m.term() > s.currentTerm && leaderIsAlive()) {
+      if (m instanceof RaftNode.RequestVote rv && m.term() > s.currentTerm && leaderIsAlive() && !rv.transfer()) {
         // §4.2.3 of the dissertation: a server that hears from a live leader ignores RequestVote,
         // so a node that was cut off and comes back cannot depose a working leader.
         s.ctx.getLog().debug("Ignoring vote request of {} for term {}: the leader is alive", rv.candidateId(), rv.term());
@@ -103,6 +115,7 @@ abstract class Role {
         return Behaviors.same(); // acknowledges a batch of an incarnation before a restart
       }
       s.onPersisted(p.seq());
+      s.applyCommitted(); // what waited for this node's own copy (a Config entry) may go to the applier now
       Behavior<RaftNode.Command> next = afterPersisted();
       return next == null ? Behaviors.same() : next;
     }
@@ -131,7 +144,12 @@ abstract class Role {
       return Behaviors.same();
     }
     if (message instanceof RaftNode.Backup b && !b.linearizable()) {
-      s.applying.applier().tell(new Applier.StreamSnapshot(s.peers.voters(), b.out(), b.done()));
+      s.applying.applier().tell(new Applier.StreamSnapshot(s.log.configHistory(), b.out(), b.done()));
+      return Behaviors.same();
+    }
+    if (message == RaftNode.Tick.TRANSFER_TIMEOUT && !(this instanceof Leader)) {
+      s.failTransferWaiters("leadership was handed over, but no new leader became known within "
+          + s.settings.electionTimeout().toMillis() * 2 + " ms");
       return Behaviors.same();
     }
     if (message instanceof RaftNode.Backup b && !(this instanceof Leader)) {
@@ -155,6 +173,15 @@ abstract class Role {
    * journal batch (which is sent to the journal right after this hook).
    */
   protected void afterMessage() {}
+
+  /**
+   * Hook after a message changed the configuration in effect (DESIGN.md §7): a leader creates and
+   * drops per-member progress; a node that no longer votes stops campaigning. Returns the next
+   * behavior, or null to stay.
+   */
+  protected Behavior<RaftNode.Command> onMembershipChanged() {
+    return null;
+  }
 
   /** Hook when a higher term ends this role: answer whatever the role still holds. */
   protected void onStepDown() {}
@@ -258,6 +285,7 @@ abstract class Role {
       s.sendAfterLog(leader, new RaftNode.InstallSnapshotReply(s.currentTerm, s.self.id(), c.snapshotIndex(), 0, true));
     } else {
       r.restoring = true;
+      r.membership = c.header().membership();
       s.applying.restoring = true; // nothing more goes to the applier until the state is replaced
       s.applying.applier().tell(new Applier.Restore(c.file(), c.header(), s.ctx.getSelf()));
     }
@@ -285,9 +313,9 @@ abstract class Role {
     }
     long index = restored.index();
     s.applying.onRestored(index, restored.term(), restored.bytes());
-    s.log.compactTo(index, restored.term());
+    s.log.compactTo(index, restored.term(), r.membership);
     s.pipeline.noteCompacted(index);
-    s.pipeline.recordHardState(new RaftJournal.Compacted(index, restored.term()));
+    s.pipeline.recordHardState(new RaftJournal.Compacted(index, restored.term(), s.log.baseMembership()));
     s.commitIndex = Math.max(s.commitIndex, index);
     s.ctx.getLog().info("{} installed a snapshot at index {} (term {}); its log now runs {}..{}", s.self.id(), index,
         restored.term(), s.log.firstIndex(), s.log.lastIndex());
@@ -314,16 +342,36 @@ abstract class Role {
     if (request instanceof RaftNode.Propose p) {
       if (leader != null && p.hops() < s.settings.maxForwardHops()) {
         leader.tell(new RaftNode.Propose(p.command(), p.replyTo(), p.hops() + 1));
+        s.noteForwarded(p.replyTo(), false);
       } else {
         p.replyTo().tell(unavailable());
       }
     } else if (request instanceof RaftNode.Read r) {
       if (leader != null && r.hops() < s.settings.maxForwardHops()) {
         leader.tell(new RaftNode.Read(r.query(), true, r.replyTo(), r.hops() + 1));
+        s.noteForwarded(r.replyTo(), true);
       } else {
         r.replyTo().tell(unavailable());
       }
+    } else if (request instanceof RaftNode.ChangeMembership c) {
+      if (leader != null && c.hops() < s.settings.maxForwardHops()) {
+        leader.tell(new RaftNode.ChangeMembership(c.change(), c.replyTo(), c.hops() + 1));
+      } else {
+        c.replyTo().tell(unavailable());
+      }
+    } else if (request instanceof RaftNode.TransferLeadership t) {
+      if (leader != null && t.hops() < s.settings.maxForwardHops()) {
+        leader.tell(new RaftNode.TransferLeadership(t.to(), t.replyTo(), t.hops() + 1));
+      } else {
+        t.replyTo().tell(unavailable());
+      }
     }
+  }
+
+  /** Whether {@code m} is a client request that a follower or candidate forwards to the leader. */
+  protected static boolean isClientRequest(RaftNode.Command m) {
+    return m instanceof RaftNode.Propose || m instanceof RaftNode.Read || m instanceof RaftNode.ChangeMembership
+        || m instanceof RaftNode.TransferLeadership;
   }
 
   protected RaftNode.Failed unavailable() {
@@ -333,10 +381,13 @@ abstract class Role {
 
   /** A vote request in the current term (§5.2, §5.4.1): at most one vote per term, durable first. */
   protected void onRequestVote(RaftNode.RequestVote rv) {
+    // only voters of this node's configuration vote, and only for voters of it (a learner, or a
+    // node removed from the cluster, never becomes leader)
     boolean grant = rv.term() == s.currentTerm
         && (s.votedFor == null || s.votedFor.equals(rv.candidateId()))
         && s.log.isUpToDate(rv.lastLogTerm(), rv.lastLogIndex())
-        && s.peers.isPeer(rv.candidateId());
+        && s.isVoter()
+        && s.membership().isVoter(rv.candidateId());
     if (grant && s.votedFor == null) {
       s.castVote(rv.candidateId());
       s.ctx.getLog().info("{} votes for {} in term {}", s.self.id(), rv.candidateId(), s.currentTerm);
@@ -358,7 +409,9 @@ abstract class Role {
     }
     boolean grant = pv.nextTerm() > s.currentTerm
         && s.log.isUpToDate(pv.lastLogTerm(), pv.lastLogIndex())
-        && !leaderIsAlive();
+        && !leaderIsAlive()
+        && s.isVoter()
+        && s.membership().isVoter(pv.candidateId());
     s.tellPeer(to, new RaftNode.PreVoteReply(s.currentTerm, pv.nextTerm(), s.self.id(), grant, pv.round()));
   }
 

@@ -26,7 +26,8 @@ import java.util.stream.Stream;
 
 /**
  * A snapshot as a file: what InstallSnapshot carries and what a backup is. Layout: magic
- * {@code "RKSN"}, format, last included index and term, the voters as of that index, the state
+ * {@code "RKSN"}, format, last included index and term, the configuration as of that index (format
+ * 2: every member with its HTTP address and voter flag; format 1, still read: the voters), the state
  * machine's bytes ({@link StateMachine.Snapshot#writeTo}), then a SHA-256 of everything before it.
  *
  * <p>Written to a temporary file, fsynced, renamed and the directory fsynced, so a file with the
@@ -35,20 +36,32 @@ import java.util.stream.Stream;
  */
 public final class SnapshotFile {
   static final int MAGIC = 0x524B534E; // "RKSN"
-  static final int FORMAT = 1;
+  static final int FORMAT = 2;
+  /** The format before learners: voters only, each id, host and port. */
+  static final int FORMAT_VOTERS_ONLY = 1;
   static final int HASH_BYTES = 32;
   private static final String SUFFIX = ".snap";
 
   private SnapshotFile() {}
 
   /** What a snapshot file says about itself; {@code dataOffset} is where the state machine's bytes start. */
-  public record Header(long index, long term, List<Peer> voters, long dataOffset) {}
+  public record Header(long index, long term, Membership membership, long dataOffset) {
+    /** The voters as of the snapshot. */
+    public List<Peer> voters() {
+      return membership.voterPeers();
+    }
+  }
 
   /**
    * Writes {@code view} with {@code voters} into {@code dir} as {@code snapshot-<index>-<term>.snap}
    * and returns its path; keeps the newest {@code keep} such files and deletes older ones.
    */
   public static Path write(Path dir, StateMachine.Snapshot view, List<Peer> voters, int keep) throws IOException {
+    return write(dir, view, Membership.ofVoters(voters), keep);
+  }
+
+  /** {@link #write(Path, StateMachine.Snapshot, List, int)} with a whole configuration. */
+  public static Path write(Path dir, StateMachine.Snapshot view, Membership voters, int keep) throws IOException {
     Files.createDirectories(dir);
     Path file = dir.resolve(String.format("snapshot-%020d-%020d%s", view.index(), view.term(), SUFFIX));
     Path tmp = dir.resolve(file.getFileName() + ".tmp");
@@ -70,6 +83,11 @@ public final class SnapshotFile {
 
   /** Writes a whole snapshot (header, data, hash) to {@code out}: a backup. */
   public static void stream(OutputStream target, StateMachine.Snapshot view, List<Peer> voters) throws IOException {
+    stream(target, view, Membership.ofVoters(voters));
+  }
+
+  /** {@link #stream(OutputStream, StateMachine.Snapshot, List)} with a whole configuration. */
+  public static void stream(OutputStream target, StateMachine.Snapshot view, Membership voters) throws IOException {
     MessageDigest sha = sha256();
     DataOutputStream out = new DataOutputStream(new DigestOutputStream(new NonClosing(target), sha));
     writeHeader(out, view.index(), view.term(), voters);
@@ -79,16 +97,21 @@ public final class SnapshotFile {
     target.flush();
   }
 
-  private static void writeHeader(DataOutputStream out, long index, long term, List<Peer> voters) throws IOException {
+  private static void writeHeader(DataOutputStream out, long index, long term, Membership membership) throws IOException {
     out.writeInt(MAGIC);
     out.writeInt(FORMAT);
     out.writeLong(index);
     out.writeLong(term);
-    out.writeInt(voters.size());
-    for (Peer p : voters) {
-      out.writeUTF(p.id());
-      out.writeUTF(p.host());
-      out.writeInt(p.port());
+    out.writeInt(membership.members().size());
+    for (Membership.Member m : membership.members()) {
+      out.writeUTF(m.id());
+      out.writeUTF(m.host());
+      out.writeInt(m.port());
+      out.writeBoolean(m.httpAddress() != null);
+      if (m.httpAddress() != null) {
+        out.writeUTF(m.httpAddress());
+      }
+      out.writeBoolean(m.voter());
     }
   }
 
@@ -122,13 +145,30 @@ public final class SnapshotFile {
     return header;
   }
 
+  /**
+   * The configuration in the header of this node's snapshot file at {@code index} of {@code term}
+   * in {@code dir} (a snapshot it received, or wrote for followers), or null when there is none
+   * or it cannot be read. The file was checked when it was kept; only its header is read.
+   */
+  public static Membership membershipOf(Path dir, long index, long term) {
+    if (dir == null) {
+      return null;
+    }
+    Path file = dir.resolve(String.format("snapshot-%020d-%020d%s", index, term, SUFFIX));
+    try (DataInputStream in = new DataInputStream(new BufferedInputStream(Files.newInputStream(file)))) {
+      return readHeader(in, file).membership();
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
   private static Header readHeader(DataInputStream in, Path file) throws IOException {
     int magic = in.readInt();
     if (magic != MAGIC) {
       throw new IllegalArgumentException("" + file.getFileName() + " is not a raftkv snapshot (magic " + Integer.toHexString(magic) + ")");
     }
     int format = in.readInt();
-    if (format != FORMAT) {
+    if (format != FORMAT && format != FORMAT_VOTERS_ONLY) {
       throw new IllegalArgumentException("snapshot " + file.getFileName() + " has format " + format + "; this build reads " + FORMAT);
     }
     long index = in.readLong();
@@ -137,16 +177,26 @@ public final class SnapshotFile {
     if (index < 0 || term < 0 || n < 0 || n > 10_000) {
       throw new IllegalArgumentException("snapshot " + file.getFileName() + " has a corrupt header");
     }
-    List<Peer> voters = new ArrayList<>(n);
+    List<Membership.Member> members = new ArrayList<>(n);
     long offset = 4 + 4 + 8 + 8 + 4;
     for (int i = 0; i < n; i++) {
       String id = in.readUTF();
       String host = in.readUTF();
       int port = in.readInt();
-      voters.add(new Peer(id, host, port));
       offset += 2 + utfLength(id) + 2 + utfLength(host) + 4;
+      String http = null;
+      boolean voter = true;
+      if (format == FORMAT) {
+        if (in.readBoolean()) {
+          http = in.readUTF();
+          offset += 2 + utfLength(http);
+        }
+        voter = in.readBoolean();
+        offset += 2;
+      }
+      members.add(new Membership.Member(id, host, port, http, voter));
     }
-    return new Header(index, term, List.copyOf(voters), offset);
+    return new Header(index, term, new Membership(members), offset);
   }
 
   private static int utfLength(String s) {

@@ -18,6 +18,8 @@ final class SnapshotReceipt {
   boolean writing;
   /** The file is complete and the applier is restoring it. */
   boolean restoring;
+  /** The configuration the complete file carries (its header's), for the log once it is restored. */
+  Membership membership;
 
   SnapshotReceipt(long term, String leaderId, long index, long snapshotTerm, Path tmp) {
     this.term = term;

@@ -75,10 +75,10 @@ class RaftStateOutboxTest {
   void aMessageWaitingForABatchLeavesWithItAndLaterMessagesQueueBehindIt() throws Exception {
     peer = kit.createTestProbe();
     TestProbe<RaftJournal.Command> journal = kit.createTestProbe();
-    RaftNode.Recovered recovered = new RaftNode.Recovered(1, null, List.of(new Peer("n1", "127.0.0.1", 1)), new RaftLog());
+    RaftNode.Recovered recovered = new RaftNode.Recovered(1, null, new RaftLog());
     node = kit.spawn(Behaviors.setup(ctx -> {
       RaftState s = new RaftState(ctx, new RaftNode.NodeIdentity("n1", ""), RaftSettings.fromConfig(kit.system().settings().config()),
-          journal.ref(), recovered, recovered.voters(), kit.<Applier.Command>createTestProbe().ref(), 0, 0,
+          journal.ref(), recovered, List.of(new Peer("n1", "127.0.0.1", 1)), kit.<Applier.Command>createTestProbe().ref(), 0, 0,
           java.nio.file.Path.of("unused"));
       return Behaviors.receiveMessage(m -> {
         Step st = (Step) m;
