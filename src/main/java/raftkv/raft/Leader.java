@@ -92,6 +92,9 @@ final class Leader extends Role {
     } else if (message instanceof RaftNode.Propose p && transferTo != null) {
       p.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, "leadership is being handed to "
           + transferTo + "; the write was not applied, retry shortly"));
+    } else if ((message instanceof RaftNode.ChangeMembership || message instanceof RaftNode.TransferLeadership)
+        && s.commitIndex < noOpIndex) {
+      requestsBeforeNoOp.addLast(message); // (dissertation §4.1's fix: no change before the leader's own entry commits)
     } else if (message instanceof RaftNode.ChangeMembership c) {
       onChangeMembership(c);
     } else if (message instanceof RaftNode.TransferLeadership t) {
@@ -150,6 +153,20 @@ final class Leader extends Role {
   }
 
   // ---- membership changes (DESIGN.md §7, dissertation §4.1: one server at a time) --------------
+
+  /** Membership changes and transfers that came before this leader's no-op committed: handled once it has. */
+  private final ArrayDeque<RaftNode.Command> requestsBeforeNoOp = new ArrayDeque<>();
+
+  private void handleRequestsBeforeNoOp() {
+    while (!requestsBeforeNoOp.isEmpty()) {
+      RaftNode.Command r = requestsBeforeNoOp.pollFirst();
+      if (r instanceof RaftNode.ChangeMembership c) {
+        onChangeMembership(c);
+      } else if (r instanceof RaftNode.TransferLeadership t) {
+        onTransferLeadership(t);
+      }
+    }
+  }
 
   /** The change awaiting its commit, and who asked: answered once it commits (0: none). */
   private long changeIndex;
@@ -849,6 +866,9 @@ final class Leader extends Role {
         announced = true; // after its no-op: the state machine's leader-only work may start
         s.applying.announceLeadershipAfter(noOpIndex, new Applier.Leadership(s.currentTerm, true));
       }
+      if (!requestsBeforeNoOp.isEmpty() && s.commitIndex >= noOpIndex) {
+        handleRequestsBeforeNoOp();
+      }
       if (!readsBeforeNoOp.isEmpty() && s.commitIndex >= noOpIndex) {
         while (!readsBeforeNoOp.isEmpty()) {
           onRead(readsBeforeNoOp.pollFirst());
@@ -942,6 +962,12 @@ final class Leader extends Role {
       p.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; the write was not applied"));
     }
     queuedProposals.clear();
+    for (RaftNode.Command r : requestsBeforeNoOp) {
+      ActorRef<RaftNode.ClientReply> to = r instanceof RaftNode.ChangeMembership c ? c.replyTo()
+          : ((RaftNode.TransferLeadership) r).replyTo();
+      to.tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, why + "; nothing changed, retry"));
+    }
+    requestsBeforeNoOp.clear();
   }
 
   private static void fail(RaftNode.Command read, RaftNode.Failed failed) {

@@ -28,6 +28,7 @@ public record Membership(List<Member> members) implements CborSerializable {
   /** No members: a node that joins an existing cluster knows none until the leader replicates to it. */
   public static final Membership EMPTY = new Membership(List.of());
 
+  @com.fasterxml.jackson.annotation.JsonCreator(mode = com.fasterxml.jackson.annotation.JsonCreator.Mode.PROPERTIES)
   public Membership {
     members = List.copyOf(members);
   }

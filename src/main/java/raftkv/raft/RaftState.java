@@ -94,6 +94,13 @@ final class RaftState {
           + ": the state machine's data (<data-dir>/kv) was replaced or lost; restore this node from a backup");
     }
     this.pipeline = new PersistPipeline(log);
+    if (log.membership().isEmpty() && log.snapshotIndex() == 0 && log.lastIndex() == 0 && !initialVoters.isEmpty()) {
+      // First start on an empty journal (a restored node's too): the initial voters become part of
+      // the durable state, so a restart never takes them from the command line again. (A node
+      // started with --join has none: it waits for a leader to replicate the configuration to it.)
+      log.setBaseMembership(Membership.ofVoters(initialVoters));
+      pipeline.recordHardState(new RaftJournal.Bootstrapped(List.copyOf(initialVoters)));
+    }
     if (log.termAt(smIndex) != smTerm) {
       // The configuration at smIndex: the snapshot file's when this node installed one there;
       // else the log's (a node hands a Config entry to its state machine only once its own
@@ -108,13 +115,6 @@ final class RaftState {
       // journal: a node's term is never below its log's (a stale leader of the lower term would
       // otherwise still be followed)
       advanceTerm(log.lastTerm());
-    }
-    if (log.membership().isEmpty() && log.snapshotIndex() == 0 && !initialVoters.isEmpty()) {
-      // First start on an empty data dir: the initial voters become part of the durable state, so a
-      // restart never takes them from the command line again. (A node started with --join has
-      // none: it waits for a leader to replicate the configuration to it.)
-      log.setBaseMembership(Membership.ofVoters(initialVoters));
-      pipeline.recordHardState(new RaftJournal.Bootstrapped(List.copyOf(initialVoters)));
     }
     this.peers = new Peers(self.id(), self.httpAddress(), log.membership().isEmpty() ? joinContacts : List.of(),
         ActorRefResolver.get(ctx.getSystem()), ctx.getSystem().name());

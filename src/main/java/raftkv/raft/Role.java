@@ -64,9 +64,11 @@ abstract class Role {
       return Behaviors.same();
     }
     Behavior<RaftNode.Command> next = receiveOne(message);
-    if (next == Behaviors.<RaftNode.Command>same() && s.syncMembership()) {
-      next = onMembershipChanged(); // an entry appended or truncated, or a snapshot installed, changed it
-      next = next == null ? Behaviors.same() : next;
+    // an entry appended or truncated, or a snapshot installed, may have changed the configuration:
+    // the role follows (a role that just started read the configuration as it began)
+    if (s.syncMembership() && next == Behaviors.<RaftNode.Command>same()) {
+      Behavior<RaftNode.Command> changed = onMembershipChanged();
+      next = changed == null ? next : changed;
     }
     RaftJournal.Persist batch = s.nextBatch(); // everything this message changed, as one batch
     if (next == Behaviors.<RaftNode.Command>same()) {

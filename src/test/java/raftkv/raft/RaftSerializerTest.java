@@ -71,8 +71,16 @@ class RaftSerializerTest {
         new LogEntry(6, 2, new LogEntry.Command(KvCodec.encode(new KvCommand.Delete("a/", true, null)))),
         new LogEntry(7, 2, new LogEntry.Command(KvCodec.encode(new KvCommand.Delete("a", false, 8L)))),
         new LogEntry(8, 3, new LogEntry.Command(KvCodec.encode(new KvCommand.Txn(compares, ops, List.of(new TxnOp.Delete("x", false)))))),
+        new LogEntry(9, 3, new LogEntry.Config(MEMBERS)),
+        new LogEntry(10, 3, new LogEntry.Config(Membership.EMPTY)),
         new LogEntry(Long.MAX_VALUE, 3, new LogEntry.Command(KvCodec.encode(new KvCommand.Txn(List.of(), List.of(), List.of())))));
   }
+
+  /** Voters and learners, with and without HTTP addresses, one with an odd id. */
+  static final Membership MEMBERS = new Membership(List.of(
+      new Membership.Member("n1", "127.0.0.1", 2552, "127.0.0.1:8080", true),
+      new Membership.Member("n2", "::1", 65535, null, true),
+      new Membership.Member("l\u00e9arner", "host.example", 1, "host.example:9", false)));
 
   static List<Object> messages() {
     List<LogEntry> entries = entries();
@@ -82,6 +90,10 @@ class RaftSerializerTest {
         new RaftNode.AppendReply(3, 3, "n2", "127.0.0.1:8082", true, 9, 0, 0, 0, 99),
         new RaftNode.AppendReply(4, 3, "n2", null, false, 0, 12, 5, -1, 100),
         new RaftNode.RequestVote(5, "n3", 12, 4),
+        new RaftNode.RequestVote(5, "n3", 12, 4, true),
+        new RaftNode.TimeoutNow(7, "n1"),
+        new RaftJournal.Compacted(40, 3),
+        new RaftJournal.Compacted(40, 3, MEMBERS),
         new RaftNode.VoteReply(5, "n1", true),
         new RaftNode.VoteReply(5, "n1", false),
         new RaftNode.PreVote(6, "n3", 12, 4, -7),
@@ -211,6 +223,28 @@ class RaftSerializerTest {
     LogEntry noOp = new LogEntry(1, 1, new LogEntry.NoOp(1));
     assertEquals(serializer.toBinary(new RaftJournal.EntriesAppended(1, List.of(noOp))).length - 10,
         RaftSerializer.entryBytes(noOp));
+    for (Membership m : List.of(MEMBERS, Membership.EMPTY)) {
+      LogEntry config = new LogEntry(1, 1, new LogEntry.Config(m));
+      assertEquals(serializer.toBinary(new RaftJournal.EntriesAppended(1, List.of(config))).length - 10,
+          RaftSerializer.entryBytes(config), "a configuration entry");
+    }
+  }
+
+  @Test
+  void the_journal_state_keeps_the_configuration_at_the_log_start_and_those_in_the_log() throws Exception {
+    // given: a compacted log whose base has a learner, and a Config entry after it
+    RaftLog log = new RaftLog(10, 2, MEMBERS);
+    Membership next = MEMBERS.promoted("l\u00e9arner");
+    log.append(new LogEntry(11, 2, new LogEntry.Config(next)));
+    RaftJournal.Durable state = new RaftJournal.Durable(3, "n1", log);
+    // when
+    RaftSerializer serializer = new RaftSerializer(null);
+    RaftJournal.Durable back = (RaftJournal.Durable) serializer.fromBinary(serializer.toBinary(state), "JS");
+    // then
+    assertEquals(MEMBERS, back.log.baseMembership());
+    assertEquals(next, back.log.membership());
+    assertEquals(11, back.log.membershipIndex());
+    assertEquals(MEMBERS, back.log.membershipAt(10));
   }
 
   @Test

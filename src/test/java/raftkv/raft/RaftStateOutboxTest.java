@@ -75,7 +75,9 @@ class RaftStateOutboxTest {
   void aMessageWaitingForABatchLeavesWithItAndLaterMessagesQueueBehindIt() throws Exception {
     peer = kit.createTestProbe();
     TestProbe<RaftJournal.Command> journal = kit.createTestProbe();
-    RaftNode.Recovered recovered = new RaftNode.Recovered(1, null, new RaftLog());
+    // a node that has bootstrapped before: its journal holds its voters
+    RaftNode.Recovered recovered = new RaftNode.Recovered(1, null,
+        new RaftLog(0, 0, Membership.ofVoters(List.of(new Peer("n1", "127.0.0.1", 1)))));
     node = kit.spawn(Behaviors.setup(ctx -> {
       RaftState s = new RaftState(ctx, new RaftNode.NodeIdentity("n1", ""), RaftSettings.fromConfig(kit.system().settings().config()),
           journal.ref(), recovered, List.of(new Peer("n1", "127.0.0.1", 1)), kit.<Applier.Command>createTestProbe().ref(), 0, 0,
