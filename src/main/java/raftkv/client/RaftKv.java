@@ -79,8 +79,8 @@ public interface RaftKv {
 
   /**
    * Hands leadership to voter {@code to} (null: the most up-to-date voter); completes with the new
-   * leader's id once it is known. NOT_FOUND for an unknown id, CONFLICT for a learner or when it did
-   * not complete within an election timeout.
+   * leader's id once it is known. CONFLICT for an unknown id or a learner; UNAVAILABLE when it did
+   * not complete within an election timeout (the old leader goes on leading).
    */
   default CompletionStage<String> transferLeadership(String to) {
     return unsupported("leadership transfer");

@@ -320,8 +320,7 @@ final class Leader extends Role {
           return conflict("'" + pm.id() + "' is a voter already");
         }
         Progress p = progress.get(pm.id());
-        if (p == null || p.state == Progress.State.SNAPSHOT || p.transferring()
-            || p.matchIndex < s.log.lastIndex() - s.settings.promoteMaxLag()) {
+        if (p == null || !p.readyToPromote(s.log.lastIndex(), s.settings.promoteMaxLag())) {
           return conflict("learner '" + pm.id() + "' has not caught up: its log matches up to "
               + (p == null ? 0 : p.matchIndex) + ", the leader's ends at " + s.log.lastIndex()
               + (p != null && p.state == Progress.State.SNAPSHOT ? " (a snapshot is on its way to it)" : "")
@@ -393,14 +392,7 @@ final class Leader extends Role {
     String target = t.to();
     Membership m = s.membership();
     if (target == null) {
-      long bestMatch = -1;
-      for (Membership.Member v : m.voters()) {
-        Progress p = progress.get(v.id());
-        if (!v.id().equals(s.self.id()) && p != null && p.matchIndex > bestMatch) {
-          target = v.id();
-          bestMatch = p.matchIndex;
-        }
-      }
+      target = mostUpToDateVoter(m, s.self.id(), progress);
       if (target == null) {
         t.replyTo().tell(conflict("there is no other voter to hand leadership to"));
         return;
@@ -409,13 +401,28 @@ final class Leader extends Role {
       t.replyTo().tell(new RaftNode.LeaderTransferred(s.self.id()));
       return;
     } else if (!m.isMember(target)) {
-      t.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.NOT_FOUND, "'" + target + "' is not a member"));
+      // 409, as issue #12 asks of a transfer (a member endpoint answers 404 for an unknown id)
+      t.replyTo().tell(conflict("'" + target + "' is not a member; leadership goes to a voter"));
       return;
     } else if (!m.isVoter(target)) {
       t.replyTo().tell(conflict("'" + target + "' is a learner; only a voter can lead"));
       return;
     }
     startTransfer(target, t.replyTo(), null);
+  }
+
+  /** The voter other than {@code self} whose log matches the leader's furthest (first in order on a tie), or null. */
+  static String mostUpToDateVoter(Membership m, String self, Map<String, Progress> progress) {
+    String target = null;
+    long bestMatch = -1;
+    for (Membership.Member v : m.voters()) {
+      Progress p = progress.get(v.id());
+      if (!v.id().equals(self) && p != null && p.matchIndex > bestMatch) {
+        target = v.id();
+        bestMatch = p.matchIndex;
+      }
+    }
+    return target;
   }
 
   /**

@@ -41,6 +41,15 @@ final class Progress {
     this.lastReplyNanos = now;
   }
 
+  /**
+   * Whether a learner with this progress may become a voter: its log matches the leader's within
+   * {@code maxLag} entries of the leader's last index, and no snapshot is on its way to it (a voter
+   * that is far behind would leave the cluster one voter short of its new, larger quorum).
+   */
+  boolean readyToPromote(long leaderLastIndex, long maxLag) {
+    return state != State.SNAPSHOT && !transferring() && matchIndex >= leaderLastIndex - maxLag;
+  }
+
   /** The logs match up to {@code match} (a success reply): record it; true when it moved. */
   boolean acknowledged(long match) {
     boolean moved = match > matchIndex;
