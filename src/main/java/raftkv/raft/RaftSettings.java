@@ -13,6 +13,7 @@ import java.time.Duration;
  * @param maxCommandBytes   the largest command, as encoded in the log
  * @param maximumFrameSize  the largest message Artery carries, envelope included
  * @param maxLearners       the most learners a configuration may hold
+ * @param electionTimeoutSpread a follower campaigns after a random time in [T, T * (1 + spread)), T the election timeout
  * @param promoteMaxLag     a learner is promoted only when its match index is within this many entries of the leader's last
  * @param requestTimeout    how long a client waits for a request (raftkv.client.request-timeout): how long a
  *                          follower remembers the requests it forwarded, to fail them at once when the leader changes
@@ -35,7 +36,8 @@ public record RaftSettings(
     int journalSnapshotEvery,
     int maxLearners,
     long promoteMaxLag,
-    Duration requestTimeout) {
+    Duration requestTimeout,
+    double electionTimeoutSpread) {
 
   /**
    * Room in one AppendEntries beside its largest command: the message's header (term, indices,
@@ -77,7 +79,8 @@ public record RaftSettings(
         c.getInt("max-learners"),
         c.getLong("promote-max-lag"),
         root.hasPath("raftkv.client.request-timeout") ? root.getDuration("raftkv.client.request-timeout")
-            : Duration.ofSeconds(5));
+            : Duration.ofSeconds(5),
+        c.getDouble("election-timeout-spread"));
     s.validate();
     return s;
   }
@@ -92,6 +95,9 @@ public record RaftSettings(
 
   /** Throws IllegalArgumentException naming the bad key, in one line. */
   public void validate() {
+    if (!(electionTimeoutSpread > 0 && electionTimeoutSpread <= 1)) {
+      throw new IllegalArgumentException("raftkv.raft.election-timeout-spread must be in (0, 1], not " + electionTimeoutSpread);
+    }
     if (heartbeatInterval.isNegative() || heartbeatInterval.isZero()) {
       throw new IllegalArgumentException("raftkv.raft.heartbeat-interval must be positive");
     }

@@ -415,11 +415,16 @@ abstract class Role {
         && s.isVoter()
         && s.membership().isVoter(pv.candidateId());
     s.tellPeer(to, new RaftNode.PreVoteReply(s.currentTerm, pv.nextTerm(), s.self.id(), grant, pv.round()));
+    if (grant && this instanceof Follower) {
+      // another voter found the leader gone first and is about to campaign: stand back, as after a
+      // vote, rather than start an election of its own that would split the votes
+      resetElectionTimer();
+    }
   }
 
   protected long randomElectionTimeoutMillis() {
     long base = s.settings.electionTimeout().toMillis();
-    return base + ThreadLocalRandom.current().nextLong(base);
+    return base + ThreadLocalRandom.current().nextLong(Math.max(1, (long) (base * s.settings.electionTimeoutSpread())));
   }
 
   protected void resetElectionTimer() {
