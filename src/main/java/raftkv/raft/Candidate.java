@@ -30,6 +30,11 @@ final class Candidate extends Role {
     this.round = preVote ? state.nextPreVoteRound() : 0;
   }
 
+  /** Whether this is the pre-vote phase (nothing durable changed yet). */
+  boolean inPreVote() {
+    return preVote;
+  }
+
   /** Votes of the voters of the configuration in effect (it may change during the election). */
   private boolean wonQuorum() {
     Membership m = s.membership();

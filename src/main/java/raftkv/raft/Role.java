@@ -92,7 +92,9 @@ abstract class Role {
       return Behaviors.same();
     }
     if (message instanceof RaftNode.PreVote pv) {
-      onPreVote(pv);
+      if (onPreVote(pv) && this instanceof Candidate) {
+        return new Follower(s, null).start(); // stands back for the other pre-candidate
+      }
       return Behaviors.same();
     }
     if (message instanceof RaftNode.RaftMessage m) {
@@ -404,10 +406,10 @@ abstract class Role {
    * Pre-Vote (§9.6): grant when a real vote could be granted, and no live leader is known. Changes
    * nothing durable, so the reply needs no persist.
    */
-  private void onPreVote(RaftNode.PreVote pv) {
+  private boolean onPreVote(RaftNode.PreVote pv) {
     ActorRef<RaftNode.Command> to = s.peers.ref(pv.candidateId());
     if (to == null) {
-      return;
+      return false;
     }
     boolean grant = pv.nextTerm() > s.currentTerm
         && s.log.isUpToDate(pv.lastLogTerm(), pv.lastLogIndex())
@@ -415,11 +417,14 @@ abstract class Role {
         && s.isVoter()
         && s.membership().isVoter(pv.candidateId());
     s.tellPeer(to, new RaftNode.PreVoteReply(s.currentTerm, pv.nextTerm(), s.self.id(), grant, pv.round()));
+    // Another voter found the leader gone and is about to campaign: stand back, as after a vote,
+    // rather than start an election of its own that would split the votes. Two pre-candidates
+    // that grant each other's pre-votes would both stand back: only the one with the greater id does.
     if (grant && this instanceof Follower) {
-      // another voter found the leader gone first and is about to campaign: stand back, as after a
-      // vote, rather than start an election of its own that would split the votes
       resetElectionTimer();
+      return true;
     }
+    return grant && this instanceof Candidate c && c.inPreVote() && pv.candidateId().compareTo(s.self.id()) < 0;
   }
 
   protected long randomElectionTimeoutMillis() {
