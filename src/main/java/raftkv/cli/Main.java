@@ -42,7 +42,8 @@ public final class Main {
       "--http-port", "raftkv.node.http-port",
       "--data-dir", "raftkv.node.data-dir",
       "--peers", "raftkv.node.peers",
-      "--cluster-token", "raftkv.node.cluster-token");
+      "--cluster-token", "raftkv.node.cluster-token",
+      "--join", "raftkv.node.join");
 
   private Main() {}
 
@@ -82,6 +83,11 @@ public final class Main {
     checkPortFree(settings.host(), settings.raftPort(), "--raft-port");
     if (settings.httpPort() > 0) {
       checkPortFree(settings.host(), settings.httpPort(), "--http-port");
+    }
+    if (settings.joins() && !settings.peers().isEmpty() && !DataDir.hasJournal(settings.dataDir())) {
+      fail(2, "--join and --peers on a first start: --peers bootstraps a new cluster, --join adds this node to a"
+          + " running one; give one of them");
+      return;
     }
     try {
       DataDir.claim(settings.dataDir(), settings.id()); // before any actor starts: a clean one-line exit

@@ -142,6 +142,24 @@ public final class DataDir {
     }
   }
 
+  /** Whether {@code dir} holds a journal: the node has started on it before. */
+  public static boolean hasJournal(Path dir) {
+    return Files.exists(dir.resolve("journal"));
+  }
+
+  /**
+   * The cluster id {@code dir} keeps, or null when it keeps none (a node started with --join that
+   * has not heard from a leader yet).
+   *
+   * @throws IllegalStateException with a one-line reason when the file cannot be read or is malformed
+   */
+  public static Long storedClusterId(Path dir) {
+    if (!Files.exists(dir.resolve(CLUSTER_ID_FILE))) {
+      return null;
+    }
+    return clusterId(dir, List.of(), "");
+  }
+
   /** Writes {@code id} as the cluster id of the node whose data dir is {@code dir}: atomically and durably. */
   public static void writeClusterId(Path dir, long id) throws IOException {
     Path tmp = dir.resolve(CLUSTER_ID_FILE + ".tmp");

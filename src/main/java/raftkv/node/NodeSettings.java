@@ -14,8 +14,27 @@ import java.util.Map;
  * Who a node is and where it lives (API.md §1), read once from {@code raftkv.node}.
  *
  * @param httpPort -1 for a node without an HTTP endpoint
+ * @param peers    the initial voters (--peers), read on a first start only; empty for a node that joins
+ * @param join     the members a node started with --join contacts (empty when it bootstraps with --peers)
  */
-public record NodeSettings(String id, String host, int raftPort, int httpPort, Path dataDir, List<Peer> peers) {
+public record NodeSettings(String id, String host, int raftPort, int httpPort, Path dataDir, List<Peer> peers,
+                           List<Peer> join) {
+
+  /** A node of a cluster bootstrapped with {@code peers}. */
+  public NodeSettings(String id, String host, int raftPort, int httpPort, Path dataDir, List<Peer> peers) {
+    this(id, host, raftPort, httpPort, dataDir, peers, List.of());
+  }
+
+  /** A node that joins a running cluster through {@code contacts} (--join). */
+  public static NodeSettings joining(String id, String host, int raftPort, int httpPort, Path dataDir,
+                                     List<Peer> contacts) {
+    return new NodeSettings(id, host, raftPort, httpPort, dataDir, List.of(), contacts);
+  }
+
+  /** Whether this node was started with --join. */
+  public boolean joins() {
+    return !join.isEmpty();
+  }
 
   /** The ActorSystem name every node of a cluster shares. */
   public static final String SYSTEM_NAME = "raftkv";
@@ -41,17 +60,38 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
     if (dataDir.isBlank()) {
       throw new IllegalArgumentException("--data-dir is empty");
     }
-    List<Peer> peers = Peer.parseList(c.getString("peers"));
-    Peer me = peers.stream().filter(p -> p.id().equals(id)).findFirst().orElseThrow(() ->
-        new IllegalArgumentException("--peers does not list this node's id '" + id + "'"));
-    if (me.port() != raftPort || !me.host().equals(host)) {
-      throw new IllegalArgumentException("--peers lists " + id + " at " + me.address()
-          + " but the node binds " + host + ":" + raftPort);
+    String joinSpec = c.hasPath("join") ? c.getString("join") : "";
+    String peerSpec = c.getString("peers");
+    List<Peer> join = List.of();
+    if (!joinSpec.isBlank()) {
+      try {
+        join = Peer.parseList(joinSpec);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--join: " + e.getMessage().replace("--peers", "--join"));
+      }
+      for (Peer p : join) {
+        if (p.id().equals(id) || (p.host().equals(host) && p.port() == raftPort)) {
+          throw new IllegalArgumentException("--join lists this node (" + p.id() + "@" + p.address()
+              + "); it names the running members to contact");
+        }
+      }
+    } else if (peerSpec.isBlank()) {
+      throw new IllegalArgumentException("--peers is empty: give id@host:port for every voter, this node included"
+          + " (or --join with the members of a running cluster)");
+    }
+    List<Peer> peers = peerSpec.isBlank() ? List.of() : Peer.parseList(peerSpec);
+    if (!peers.isEmpty()) {
+      Peer me = peers.stream().filter(p -> p.id().equals(id)).findFirst().orElseThrow(() ->
+          new IllegalArgumentException("--peers does not list this node's id '" + id + "'"));
+      if (me.port() != raftPort || !me.host().equals(host)) {
+        throw new IllegalArgumentException("--peers lists " + id + " at " + me.address()
+            + " but the node binds " + host + ":" + raftPort);
+      }
     }
     if (httpPort == raftPort) {
       throw new IllegalArgumentException("--http-port and --raft-port are both " + raftPort);
     }
-    return new NodeSettings(id, host, raftPort, httpPort, Path.of(dataDir).toAbsolutePath().normalize(), peers);
+    return new NodeSettings(id, host, raftPort, httpPort, Path.of(dataDir).toAbsolutePath().normalize(), peers, join);
   }
 
   private static int port(Config c, String key, String flag, boolean allowNone) {
@@ -73,13 +113,14 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
 
   /**
    * The Akka settings that follow from this node's settings: remoting address, seed nodes (every
-   * peer), journal and snapshot dirs under the data dir. Put them in front of the rest.
+   * peer; for a node that joins, the members it contacts), journal and snapshot dirs under the data
+   * dir. Put them in front of the rest.
    */
   public Config akkaConfig() {
     Map<String, Object> m = new HashMap<>();
     m.put("akka.remote.artery.canonical.hostname", host);
     m.put("akka.remote.artery.canonical.port", raftPort);
-    m.put("akka.cluster.seed-nodes", ConfigValueFactory.fromIterable(peers.stream()
+    m.put("akka.cluster.seed-nodes", ConfigValueFactory.fromIterable((joins() ? join : peers).stream()
         .map(p -> "akka://" + SYSTEM_NAME + "@" + p.host() + ":" + p.port()).toList()));
     m.put("raftkv.journal.dir", dataDir.resolve("journal").toString());
     m.put("raftkv.snapshot-store.dir", dataDir.resolve("snapshots").toString());

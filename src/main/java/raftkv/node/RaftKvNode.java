@@ -61,13 +61,35 @@ public final class RaftKvNode implements RaftKv {
     RaftSettings raft = RaftSettings.fromConfig(system.settings().config());
     RaftSettings.checkIdentity(settings.id(), settings.httpAddress());
     KvLimits limits = limits(system.settings().config(), raft);
+    boolean firstStart = !DataDir.hasJournal(settings.dataDir());
+    if (settings.joins() && !settings.peers().isEmpty() && firstStart) {
+      throw new IllegalArgumentException("--join and --peers on a first start: --peers bootstraps a new cluster,"
+          + " --join adds this node to a running one; give one of them");
+    }
     DataDir.claim(settings.dataDir(), settings.id());
-    long clusterId = DataDir.clusterId(settings.dataDir(), settings.peers(),
-        system.settings().config().getString("raftkv.node.cluster-token"));
+    RaftNode.Join join = null;
+    long clusterId;
+    Long stored = DataDir.storedClusterId(settings.dataDir());
+    if (settings.joins() && (stored == null || settings.peers().isEmpty())) {
+      // a node that joins: no bootstrap, no cluster id of its own until a leader replicates to it
+      java.nio.file.Path dir = settings.dataDir();
+      join = new RaftNode.Join(settings.join(), stored != null ? null : id -> {
+        try {
+          DataDir.writeClusterId(dir, id);
+        } catch (java.io.IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      });
+      clusterId = stored == null ? 0 : stored;
+    } else {
+      clusterId = DataDir.clusterId(settings.dataDir(), settings.peers(),
+          system.settings().config().getString("raftkv.node.cluster-token"));
+    }
     java.util.concurrent.atomic.AtomicReference<KvStateMachine> current = new java.util.concurrent.atomic.AtomicReference<>();
     java.nio.file.Path kvDir = settings.dataDir().resolve("kv");
     ActorRef<RaftNode.Command> ref = system.systemActorOf(
-        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress(), clusterId), settings.peers(), raft,
+        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress(), clusterId),
+            join != null ? List.of() : settings.peers(), join, raft,
             () -> {
               KvStateMachine sm = KvStateMachine.open(kvDir);
               current.set(sm);

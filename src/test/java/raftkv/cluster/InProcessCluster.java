@@ -53,8 +53,9 @@ final class InProcessCluster implements AutoCloseable {
   InProcessCluster(int size, String extraConfig, java.util.function.Consumer<List<Path>> prepare) throws IOException {
     this.extraConfig = extraConfig;
     root = Files.createTempDirectory("raftkv-cluster");
-    systems = new ActorSystem<?>[size];
-    nodes = new RaftKvNode[size];
+    systems = new ActorSystem<?>[size + SPARE];
+    nodes = new RaftKvNode[size + SPARE];
+    count = size;
     List<Peer> peers = new ArrayList<>();
     for (int i = 0; i < size; i++) {
       peers.add(new Peer("n" + (i + 1), "127.0.0.1", freePort()));
@@ -71,8 +72,32 @@ final class InProcessCluster implements AutoCloseable {
 
   private final String extraConfig;
 
+  /** Room for nodes added later (membership tests). */
+  private static final int SPARE = 4;
+  /** Nodes created so far: the first {@code size}, then those added. */
+  private int count;
+
   int size() {
-    return nodes.length;
+    return count;
+  }
+
+  /**
+   * Starts a new node {@code id} on fresh loopback ports and an empty data dir, with --join naming
+   * the first {@code size} nodes; returns its index. It is no member until the leader adds it.
+   */
+  int addJoiningNode(String id) throws IOException {
+    if (count == nodes.length) {
+      throw new IllegalStateException("no room for another node");
+    }
+    int i = count++;
+    List<Peer> contacts = new ArrayList<>();
+    for (int k = 0; k < i; k++) {
+      NodeSettings other = settings.get(k);
+      contacts.add(new Peer(other.id(), other.host(), other.raftPort()));
+    }
+    settings.add(NodeSettings.joining(id, "127.0.0.1", freePort(), freePort(), root.resolve(id), contacts));
+    start(i);
+    return i;
   }
 
   void start(int i) {
@@ -173,6 +198,9 @@ final class InProcessCluster implements AutoCloseable {
       String id = settings.get(found).id();
       for (int i = 0; i < nodes.length; i++) {
         ClusterStatus st = status(i);
+        if (st != null && st.memberState() != null && !"learner".equals(st.memberState())) {
+          continue; // removed, or not a member yet: follows no leader
+        }
         if (st != null && (!id.equals(st.leaderId()) || st.term() != term)) {
           return false;
         }
