@@ -218,7 +218,13 @@ public final class HttpApi {
         path("txn", () -> post(() -> extractRequest(this::txn))),
         path(segment("cluster").slash("status"), () -> get(this::status)),
         path(segment("cluster").slash("snapshot"), () -> post(this::snapshot)),
-        path(segment("cluster").slash("backup"), () -> get(() -> extractRequest(this::backup)))));
+        path(segment("cluster").slash("backup"), () -> get(() -> extractRequest(this::backup))),
+        path(segment("cluster").slash("members"), () -> post(() -> extractRequest(this::addMember))),
+        path(segment("cluster").slash("members").slash(akka.http.javadsl.server.PathMatchers.segment()).slash("promote"),
+            id -> post(() -> changeMembers(() -> kv.promoteMember(memberId(id))))),
+        path(segment("cluster").slash("members").slash(akka.http.javadsl.server.PathMatchers.segment()),
+            id -> delete(() -> changeMembers(() -> kv.removeMember(memberId(id))))),
+        path(segment("cluster").slash("leadership-transfer"), () -> post(() -> extractRequest(this::transferLeadership)))));
     Route healthRoute = path("health", () -> get(this::health));
     Route routes = faultInjectionEnabled()
         ? concat(kvRoutes, healthRoute, new FaultInjection(system).route())
@@ -432,6 +438,123 @@ public final class HttpApi {
   private Route snapshot() {
     return respond(Call.INFO, () -> kv.snapshot().thenApply(info -> HttpResponse.create().withEntity(
         Json.snapshot(info))));
+  }
+
+  // ---- membership (API.md §5): POST /v1/cluster/members, .../{id}/promote, DELETE .../{id},
+  // POST /v1/cluster/leadership-transfer. Each changes the cluster: a timeout is a 504.
+
+  private static final java.util.regex.Pattern MEMBER_ID = java.util.regex.Pattern.compile("[A-Za-z0-9_.-]{1,64}");
+  private static final java.util.Set<String> ADD_MEMBER_FIELDS = java.util.Set.of("id", "address", "httpAddress", "learner");
+
+  /** {@code id} from the path, or 400. */
+  private static String memberId(String id) {
+    if (!MEMBER_ID.matcher(id).matches()) {
+      throw ApiError.badRequest("a member id is 1 to 64 letters, digits, '.', '_' or '-'");
+    }
+    return id;
+  }
+
+  private Route changeMembers(Callable<CompletionStage<List<raftkv.client.ClusterStatus.Member>>> change) {
+    return respond(Call.WRITE, () -> change.call().thenApply(members ->
+        HttpResponse.create().withEntity(Json.members(members))));
+  }
+
+  /** POST /v1/cluster/members {"id","address":"host:raftPort","httpAddress":"host:httpPort","learner":bool}. */
+  private Route addMember(HttpRequest request) {
+    return respond(Call.WRITE, () -> strictBody(request.entity())
+        .handle((strict, failure) -> {
+          if (failure != null) {
+            throw bodyFailure(failure, "the request body is larger than the server accepts");
+          }
+          com.fasterxml.jackson.databind.JsonNode body = Json.readTree(strict.toArray(), maxJsonDepth);
+          if (body == null || !body.isObject()) {
+            throw ApiError.badRequest("the body must be a JSON object {\"id\",\"address\",\"httpAddress\",\"learner\"}");
+          }
+          body.fieldNames().forEachRemaining(f -> {
+            if (!ADD_MEMBER_FIELDS.contains(f)) {
+              throw ApiError.badRequest("unknown field '" + f + "'; a member has id, address, httpAddress and learner");
+            }
+          });
+          String id = text(body, "id", true);
+          String address = text(body, "address", true);
+          String http = text(body, "httpAddress", false);
+          com.fasterxml.jackson.databind.JsonNode learner = body.get("learner");
+          if (learner != null && !learner.isBoolean() && !learner.isNull()) {
+            throw ApiError.badRequest("learner must be true or false");
+          }
+          memberId(id);
+          hostPort(address, "address");
+          if (http != null) {
+            hostPort(http, "httpAddress");
+          }
+          return new Object[] {id, address, http, learner != null && learner.asBoolean()};
+        })
+        .thenCompose(a -> kv.addMember((String) a[0], (String) a[1], (String) a[2], (Boolean) a[3]))
+        .thenApply(members -> HttpResponse.create().withEntity(Json.members(members))));
+  }
+
+  /** POST /v1/cluster/leadership-transfer {"to":"n2"}, or no body: the most up-to-date voter. */
+  private Route transferLeadership(HttpRequest request) {
+    return respond(Call.WRITE, () -> strictBody(request.entity())
+        .handle((strict, failure) -> {
+          if (failure != null) {
+            throw bodyFailure(failure, "the request body is larger than the server accepts");
+          }
+          byte[] bytes = strict.toArray();
+          if (bytes.length == 0 || new String(bytes, java.nio.charset.StandardCharsets.UTF_8).isBlank()) {
+            return java.util.Optional.<String>empty();
+          }
+          com.fasterxml.jackson.databind.JsonNode body = Json.readTree(bytes, maxJsonDepth);
+          if (body == null || !body.isObject()) {
+            throw ApiError.badRequest("the body must be a JSON object {\"to\":\"<member id>\"}, or empty");
+          }
+          body.fieldNames().forEachRemaining(f -> {
+            if (!f.equals("to")) {
+              throw ApiError.badRequest("unknown field '" + f + "'; the body is {\"to\":\"<member id>\"}");
+            }
+          });
+          String to = text(body, "to", false);
+          return java.util.Optional.ofNullable(to == null ? null : memberId(to));
+        })
+        .thenCompose(to -> kv.transferLeadership(to.orElse(null)))
+        .thenApply(leader -> HttpResponse.create().withEntity(Json.entity(json -> {
+          json.writeStartObject();
+          json.writeStringField("leaderId", leader);
+          json.writeEndObject();
+        }))));
+  }
+
+  /** A string field: required or optional (absent or null gives null), else 400. */
+  private static String text(com.fasterxml.jackson.databind.JsonNode body, String field, boolean required) {
+    com.fasterxml.jackson.databind.JsonNode v = body.get(field);
+    if (v == null || v.isNull()) {
+      if (required) {
+        throw ApiError.badRequest("the body lacks " + field);
+      }
+      return null;
+    }
+    if (!v.isTextual()) {
+      throw ApiError.badRequest(field + " must be a string");
+    }
+    return v.asText();
+  }
+
+  /** Checks host:port, port 1..65535, else 400. */
+  private static void hostPort(String value, String field) {
+    int colon = value.lastIndexOf(':');
+    int port = -1;
+    if (colon > 0 && colon < value.length() - 1 && value.length() <= 260) {
+      try {
+        port = Integer.parseInt(value.substring(colon + 1));
+      } catch (NumberFormatException e) {
+        port = -1;
+      }
+    }
+    if (port < 1 || port > 65535 || value.substring(0, Math.max(colon, 0)).isBlank()
+        || value.chars().anyMatch(c -> c <= ' ' || c == '/' || c == '@')) {
+      throw ApiError.badRequest(field + " '" + (value.length() > 80 ? value.substring(0, 80) + "..." : value)
+          + "' is not host:port with a port in 1..65535");
+    }
   }
 
   // ---- GET /v1/cluster/backup[?stale=true]

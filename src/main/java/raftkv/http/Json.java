@@ -217,25 +217,41 @@ final class Json {
       if (status.clusterId() != null) {
         json.writeStringField("clusterId", status.clusterId());
       }
-      json.writeArrayFieldStart("members");
-      List<ClusterStatus.Member> members = status.members() == null ? List.of() : status.members();
-      for (ClusterStatus.Member member : members) {
-        json.writeStartObject();
-        json.writeStringField("id", member.id());
-        json.writeStringField("address", member.address());
-        json.writeStringField("httpAddress", member.httpAddress());
-        json.writeBooleanField("voter", member.voter());
-        if (member.matchIndex() != null) {
-          json.writeNumberField("matchIndex", member.matchIndex());
-        }
-        if (member.lastContactMillis() != null) {
-          json.writeNumberField("lastContactMillis", member.lastContactMillis());
-        }
-        json.writeEndObject();
+      if (status.memberState() != null) {
+        json.writeStringField("memberState", status.memberState());
       }
-      json.writeEndArray();
+      writeMembers(json, status.members());
       json.writeEndObject();
     });
+  }
+
+  /** The answer to a membership change: {@code {"members":[...]}}, each member as in the status. */
+  static HttpEntity.Strict members(List<ClusterStatus.Member> members) {
+    return entity(json -> {
+      json.writeStartObject();
+      writeMembers(json, members);
+      json.writeEndObject();
+    });
+  }
+
+  private static void writeMembers(JsonGenerator json, List<ClusterStatus.Member> list) throws IOException {
+    json.writeArrayFieldStart("members");
+    List<ClusterStatus.Member> members = list == null ? List.of() : list;
+    for (ClusterStatus.Member member : members) {
+      json.writeStartObject();
+      json.writeStringField("id", member.id());
+      json.writeStringField("address", member.address());
+      json.writeStringField("httpAddress", member.httpAddress());
+      json.writeBooleanField("voter", member.voter());
+      if (member.matchIndex() != null) {
+        json.writeNumberField("matchIndex", member.matchIndex());
+      }
+      if (member.lastContactMillis() != null) {
+        json.writeNumberField("lastContactMillis", member.lastContactMillis());
+      }
+      json.writeEndObject();
+    }
+    json.writeEndArray();
   }
 
   /** GET /health: {@code {"healthy","reason","leaderId","commitIndex","appliedIndex"}}. */

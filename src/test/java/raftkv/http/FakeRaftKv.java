@@ -44,6 +44,9 @@ final class FakeRaftKv implements RaftKv {
   private Health health;
   private Boolean lastBackupLinearizable;
   private IOException backupFailsAfterWriting;
+  /** The configuration, changed by the membership calls with the rules the leader applies. */
+  private List<ClusterStatus.Member> members;
+  private String leader;
 
   synchronized void reset() {
     store = new KvStore();
@@ -56,6 +59,81 @@ final class FakeRaftKv implements RaftKv {
     backupFailsAfterWriting = null;
     status = new ClusterStatus("n1", "leader", 1, "n1", 0, 0, 0, 0, 0, List.of());
     health = new Health(true, null, "n1", 0, 0);
+    members = List.of(
+        new ClusterStatus.Member("n1", "127.0.0.1:2552", "127.0.0.1:8080", true, null, null),
+        new ClusterStatus.Member("n2", "127.0.0.1:2553", "127.0.0.1:8081", true, null, null),
+        new ClusterStatus.Member("n3", "127.0.0.1:2554", "127.0.0.1:8082", true, null, null));
+    leader = "n1";
+  }
+
+  synchronized List<ClusterStatus.Member> members() {
+    return members;
+  }
+
+  synchronized String leader() {
+    return leader;
+  }
+
+  private ClusterStatus.Member member(String id) {
+    return members.stream().filter(m -> m.id().equals(id)).findFirst().orElse(null);
+  }
+
+  private static <T> CompletionStage<T> refuse(raftkv.client.RaftKvException.Kind kind, String why) {
+    return CompletableFuture.failedFuture(new raftkv.client.RaftKvException(kind, why));
+  }
+
+  @Override
+  public synchronized CompletionStage<List<ClusterStatus.Member>> addMember(String id, String address, String httpAddress,
+                                                                          boolean learner) {
+    if (failure != null || hang) {
+      return answer(() -> members);
+    }
+    if (member(id) != null || members.stream().anyMatch(m -> m.address().equals(address))) {
+      return refuse(raftkv.client.RaftKvException.Kind.CONFLICT, "duplicate id or address");
+    }
+    List<ClusterStatus.Member> next = new java.util.ArrayList<>(members);
+    next.add(new ClusterStatus.Member(id, address, httpAddress, !learner, null, null));
+    members = List.copyOf(next);
+    return CompletableFuture.completedFuture(members);
+  }
+
+  @Override
+  public synchronized CompletionStage<List<ClusterStatus.Member>> promoteMember(String id) {
+    ClusterStatus.Member m = member(id);
+    if (m == null) {
+      return refuse(raftkv.client.RaftKvException.Kind.NOT_FOUND, "'" + id + "' is not a member");
+    }
+    if (m.voter()) {
+      return refuse(raftkv.client.RaftKvException.Kind.CONFLICT, "'" + id + "' is a voter already");
+    }
+    members = members.stream().map(x -> x.id().equals(id)
+        ? new ClusterStatus.Member(x.id(), x.address(), x.httpAddress(), true, null, null) : x).toList();
+    return CompletableFuture.completedFuture(members);
+  }
+
+  @Override
+  public synchronized CompletionStage<List<ClusterStatus.Member>> removeMember(String id) {
+    if (member(id) == null) {
+      return refuse(raftkv.client.RaftKvException.Kind.NOT_FOUND, "'" + id + "' is not a member");
+    }
+    members = members.stream().filter(x -> !x.id().equals(id)).toList();
+    return CompletableFuture.completedFuture(members);
+  }
+
+  @Override
+  public synchronized CompletionStage<String> transferLeadership(String to) {
+    if (failure != null || hang) {
+      return answer(() -> leader);
+    }
+    String target = to != null ? to
+        : members.stream().filter(m -> m.voter() && !m.id().equals(leader)).map(ClusterStatus.Member::id).findFirst()
+            .orElse(null);
+    ClusterStatus.Member m = target == null ? null : member(target);
+    if (m == null || !m.voter()) {
+      return refuse(raftkv.client.RaftKvException.Kind.CONFLICT, "'" + target + "' is not a voter");
+    }
+    leader = target;
+    return CompletableFuture.completedFuture(leader);
   }
 
   /** Every later call fails with {@code failure}: thrown at once when {@code thrown}, else through its stage. */

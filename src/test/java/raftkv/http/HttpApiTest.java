@@ -52,6 +52,7 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -815,6 +816,111 @@ class HttpApiTest {
     } finally {
       other.unbind().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
+  }
+
+  // ---- membership (API.md §5)
+
+  private static byte[] utf8(String s) {
+    return s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  }
+
+  private static List<String> memberIds(JsonNode body) {
+    List<String> ids = new java.util.ArrayList<>();
+    body.get("members").forEach(m -> ids.add(m.get("id").asText() + (m.get("voter").asBoolean() ? "" : "(learner)")));
+    return ids;
+  }
+
+  @Test
+  void aLearnerIsAddedPromotedAndRemovedAndEachAnswerListsTheMembers() throws Exception {
+    Reply added = send("POST", "/v1/cluster/members",
+        utf8("{\"id\":\"n4\",\"address\":\"127.0.0.1:2555\",\"httpAddress\":\"127.0.0.1:8084\",\"learner\":true}"));
+    assertEquals(200, added.status, new String(added.body()));
+    assertEquals(List.of("n1", "n2", "n3", "n4(learner)"), memberIds(added.json()));
+    JsonNode n4 = added.json().get("members").get(3);
+    assertEquals(List.of("id", "address", "httpAddress", "voter"), fieldNames(n4));
+    assertEquals("127.0.0.1:2555", n4.get("address").asText());
+    assertEquals("127.0.0.1:8084", n4.get("httpAddress").asText());
+    Reply promoted = send("POST", "/v1/cluster/members/n4/promote", new byte[0]);
+    assertEquals(200, promoted.status, new String(promoted.body()));
+    assertEquals(List.of("n1", "n2", "n3", "n4"), memberIds(promoted.json()));
+    Reply removed = send("DELETE", "/v1/cluster/members/n2", null);
+    assertEquals(200, removed.status, new String(removed.body()));
+    assertEquals(List.of("n1", "n3", "n4"), memberIds(removed.json()));
+    // a voter by default, and httpAddress is optional
+    Reply voter = send("POST", "/v1/cluster/members", utf8("{\"id\":\"n5\",\"address\":\"h5:2556\"}"));
+    assertEquals(200, voter.status, new String(voter.body()));
+    assertEquals(List.of("n1", "n3", "n4", "n5"), memberIds(voter.json()));
+  }
+
+  @Test
+  void membershipConflictsAndUnknownMembersAre409And404AndChangeNothing() throws Exception {
+    List<raftkv.client.ClusterStatus.Member> before = kv.members();
+    assertError(send("POST", "/v1/cluster/members", utf8("{\"id\":\"n2\",\"address\":\"127.0.0.1:9999\"}")),
+        409, "conflict");
+    assertError(send("POST", "/v1/cluster/members", utf8("{\"id\":\"n9\",\"address\":\"127.0.0.1:2553\"}")),
+        409, "conflict");
+    assertError(send("POST", "/v1/cluster/members/n2/promote", new byte[0]), 409, "conflict");
+    assertError(send("POST", "/v1/cluster/members/nope/promote", new byte[0]), 404, "not_found");
+    assertError(send("DELETE", "/v1/cluster/members/nope", null), 404, "not_found");
+    assertEquals(before, kv.members());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {
+      "", "[]", "{}", "not json", "{\"id\":\"n9\"}", "{\"address\":\"h:1\"}",
+      "{\"id\":7,\"address\":\"h:1\"}", "{\"id\":\"n 9\",\"address\":\"h:1\"}",
+      "{\"id\":\"n9\",\"address\":\"h\"}", "{\"id\":\"n9\",\"address\":\"h:0\"}",
+      "{\"id\":\"n9\",\"address\":\"h:65536\"}", "{\"id\":\"n9\",\"address\":\":80\"}",
+      "{\"id\":\"n9\",\"address\":\"h:x\"}", "{\"id\":\"n9\",\"address\":\"h:1\",\"learner\":\"yes\"}",
+      "{\"id\":\"n9\",\"address\":\"h:1\",\"httpAddress\":\"nope\"}",
+      "{\"id\":\"n9\",\"address\":\"h:1\",\"voter\":true}"})
+  void aMalformedMemberIsABadRequestAndChangesNothing(String body) throws Exception {
+    List<raftkv.client.ClusterStatus.Member> before = kv.members();
+    assertError(send("POST", "/v1/cluster/members", utf8(body)), 400, "bad_request");
+    assertEquals(before, kv.members());
+  }
+
+  @Test
+  void aMalformedMemberIdInThePathIsABadRequest() throws Exception {
+    assertError(send("DELETE", "/v1/cluster/members/n%20x", null), 400, "bad_request");
+    assertError(send("POST", "/v1/cluster/members/" + "x".repeat(65) + "/promote", new byte[0]), 400, "bad_request");
+    assertError(send("GET", "/v1/cluster/members", null), 405, "method_not_allowed");
+    assertError(send("PUT", "/v1/cluster/members/n2", new byte[] {1}), 405, "method_not_allowed");
+  }
+
+  @Test
+  void leadershipTransferAnswersTheNewLeaderWithOrWithoutATarget() throws Exception {
+    Reply to = send("POST", "/v1/cluster/leadership-transfer", utf8("{\"to\":\"n3\"}"));
+    assertEquals(200, to.status, new String(to.body()));
+    assertEquals("n3", to.json().get("leaderId").asText());
+    Reply any = send("POST", "/v1/cluster/leadership-transfer", null);
+    assertEquals(200, any.status, new String(any.body()));
+    assertNotEquals("n3", any.json().get("leaderId").asText());
+    assertError(send("POST", "/v1/cluster/leadership-transfer", utf8("{\"to\":\"nope\"}")), 409, "conflict");
+    assertError(send("POST", "/v1/cluster/leadership-transfer", utf8("{\"to\":3}")), 400, "bad_request");
+    assertError(send("POST", "/v1/cluster/leadership-transfer", utf8("{\"too\":\"n2\"}")), 400, "bad_request");
+    assertError(send("GET", "/v1/cluster/leadership-transfer", null), 405, "method_not_allowed");
+  }
+
+  @Test
+  void aMembershipChangeWhoseOutcomeIsUnknownIs504AndAnUnavailableOne503() throws Exception {
+    kv.failWith(new RaftKvException(RaftKvException.Kind.TIMEOUT, "unknown"), false);
+    assertError(send("POST", "/v1/cluster/members", utf8("{\"id\":\"n9\",\"address\":\"h:1\"}")), 504, "timeout");
+    kv.failWith(new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "transfer in progress"), false);
+    Reply unavailable = send("POST", "/v1/cluster/leadership-transfer", null);
+    assertError(unavailable, 503, "unavailable");
+    assertEquals("1", unavailable.header("Retry-After"));
+  }
+
+  @Test
+  void aLearnersStatusSaysSo() throws Exception {
+    kv.answer(new ClusterStatus("n4", "learner", 3, "n1", 40, 40, 40, 10, 17, List.of(
+            new ClusterStatus.Member("n4", "127.0.0.1:2555", null, false, null, null)), "00c0ffee00c0ffee", "learner"),
+        new Health(true, null, "n1", 40, 40));
+    JsonNode status = send("GET", "/v1/cluster/status", null).json();
+    assertEquals("learner", status.get("role").asText());
+    assertEquals("learner", status.get("memberState").asText());
+    assertFalse(status.get("members").get(0).get("voter").asBoolean());
   }
 
   @Test
