@@ -238,6 +238,9 @@ final class Leader extends Role {
     } else {
       next = current.promoted(((RaftNode.PromoteMember) c.change()).id());
     }
+    // the HTTP addresses the leader learned (bootstrap members have none in the configuration) go
+    // with it, so that every member, a new one too, can name every member's HTTP address
+    next = next.withHttpAddresses(s.peers::http);
     long index = s.log.lastIndex() + 1;
     s.appendLocal(new LogEntry(index, s.currentTerm, new LogEntry.Config(next)));
     changeIndex = index;

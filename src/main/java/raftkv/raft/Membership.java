@@ -120,6 +120,12 @@ public record Membership(List<Member> members) implements CborSerializable {
         .map(m -> m.id().equals(id) ? new Member(m.id(), m.host(), m.port(), m.httpAddress(), true) : m).toList());
   }
 
+  /** This configuration with the HTTP addresses {@code known} gives for members that have none. */
+  public Membership withHttpAddresses(java.util.function.Function<String, String> known) {
+    return new Membership(members.stream().map(m -> m.httpAddress() != null || known.apply(m.id()) == null ? m
+        : new Member(m.id(), m.host(), m.port(), known.apply(m.id()), m.voter())).toList());
+  }
+
   /** "n1, n2, n3 (learners: n4)", for log lines. */
   public String describe() {
     String voters = String.join(", ", voterIds());
