@@ -227,6 +227,14 @@ public final class Nemesis {
     record("heal all", false);
   }
 
+  /**
+   * Records a membership operation (issue #12) in the histories and the output; it is no fault:
+   * it opens no fault window. {@code leaderLost}: it took leadership away (a removal of the leader).
+   */
+  public synchronized void membership(String description, boolean leaderLost) {
+    record(description, leaderLost);
+  }
+
   // ---- what happened
 
   /** The nodes that run, answer, and are not paused: the ones a fault can target now. */

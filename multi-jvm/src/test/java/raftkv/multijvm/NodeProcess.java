@@ -44,7 +44,7 @@ public final class NodeProcess {
   private final int httpPort;
   private final Path dataDir;
   private final Path logFile;
-  private final List<String> commandLine;
+  private List<String> commandLine; // guarded by this
   private final Map<String, String> environment;
   private final Path workingDir;
 
@@ -123,6 +123,42 @@ public final class NodeProcess {
   /** Every process this node ever started, for the check that none outlives the cluster. */
   public synchronized List<ProcessHandle> processesStarted() {
     return List.copyOf(started);
+  }
+
+  /**
+   * From the next start on, the node joins a running cluster ({@code --join joinSpec}) instead of
+   * bootstrapping one with {@code --peers}; with {@link #wipeDataDir()}, a node replaced under the
+   * same id and address.
+   */
+  public synchronized void joinInsteadOfPeers(String joinSpec) {
+    List<String> next = new ArrayList<>(commandLine);
+    int at = next.indexOf("--peers");
+    if (at < 0) {
+      at = next.indexOf("--join");
+    }
+    if (at < 0 || at + 1 >= next.size()) {
+      throw new IllegalStateException(id + "'s command line has no --peers or --join: " + next);
+    }
+    next.set(at, "--join");
+    next.set(at + 1, joinSpec);
+    commandLine = List.copyOf(next);
+  }
+
+  /** Deletes the data dir of a node that is not running: a lost disk. */
+  public synchronized void wipeDataDir() {
+    if (process != null && process.isAlive()) {
+      throw new IllegalStateException(id + " is still running: kill it before wiping its data dir");
+    }
+    if (!Files.exists(dataDir)) {
+      return;
+    }
+    try (java.util.stream.Stream<Path> paths = Files.walk(dataDir)) {
+      for (Path path : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.delete(path);
+      }
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException("cannot wipe " + dataDir, e);
+    }
   }
 
   /** Starts the JVM (again); it does not wait for it to be ready, see {@link Cluster#awaitReady}. */
