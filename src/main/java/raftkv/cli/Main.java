@@ -28,6 +28,11 @@ import java.util.Set;
  * application.conf. A bad flag, a port in use or an unusable data dir ends the process with a
  * one-line reason and a non-zero status.
  *
+ * <p>{@code --join n1@127.0.0.1:2552,...} instead of {@code --peers} starts a new node that
+ * bootstraps nothing: it contacts those running members and waits until a leader adds it ({@code
+ * POST /v1/cluster/members}). Both on a first start (an empty data dir) is a bad flag; on a restart
+ * the membership in the node's log rules, whatever either says ({@link DataDir#start}).
+ *
  * <p>{@code raftkv restore --from FILE --data-dir D --id ID --peers ...} seeds a node of a new
  * cluster from a backup ({@link Restore}): flags only (it starts no node and reads no config), exit
  * 2 on a bad flag, 1 when the file or the data dir is refused, 0 with one line once restored.
@@ -84,9 +89,10 @@ public final class Main {
     if (settings.httpPort() > 0) {
       checkPortFree(settings.host(), settings.httpPort(), "--http-port");
     }
-    if (settings.joins() && !settings.peers().isEmpty() && !DataDir.hasJournal(settings.dataDir())) {
-      fail(2, "--join and --peers on a first start: --peers bootstraps a new cluster, --join adds this node to a"
-          + " running one; give one of them");
+    try {
+      DataDir.checkFirstStart(settings); // --join with --peers on an empty data dir
+    } catch (IllegalArgumentException e) {
+      fail(2, e.getMessage());
       return;
     }
     try {
@@ -220,8 +226,9 @@ public final class Main {
   }
 
   private static String usage() {
-    return "usage: raftkv node --id ID --host HOST --raft-port PORT --http-port PORT --data-dir DIR --peers ID@HOST:PORT,..."
-        + " [--cluster-token T] [--fault-injection (test only)]\n       " + restoreUsage();
+    return "usage: raftkv node --id ID --host HOST --raft-port PORT --http-port PORT --data-dir DIR"
+        + " (--peers ID@HOST:PORT,... | --join ID@HOST:PORT,...) [--cluster-token T] [--fault-injection (test only)]\n       "
+        + restoreUsage();
   }
 
   /** One line on stderr and a non-zero exit; never a stack trace for an operator's mistake. */

@@ -19,6 +19,12 @@ public final class DataDir {
   static final String ID_FILE = "raftkv-node-id";
   /** Where a node keeps the id of its cluster (16 hex digits and a newline). */
   public static final String CLUSTER_ID_FILE = "raftkv-cluster-id";
+  /**
+   * Written at the first start of a node started with --join, and kept: the members it was told to
+   * contact (id@host:port,... and a newline). A dir that has it never bootstraps from --peers and
+   * never derives a cluster id: it takes the id of the leader that adds it.
+   */
+  public static final String JOIN_FILE = "raftkv-join";
 
   private DataDir() {}
 
@@ -162,19 +168,132 @@ public final class DataDir {
 
   /** Writes {@code id} as the cluster id of the node whose data dir is {@code dir}: atomically and durably. */
   public static void writeClusterId(Path dir, long id) throws IOException {
-    Path tmp = dir.resolve(CLUSTER_ID_FILE + ".tmp");
-    Files.writeString(tmp, RaftNode.clusterIdText(id) + "\n", StandardCharsets.UTF_8);
+    writeDurably(dir, CLUSTER_ID_FILE, RaftNode.clusterIdText(id) + "\n");
+  }
+
+  /** Writes {@code dir/name} through a temporary file, fsyncs it, renames it and fsyncs the dir. */
+  private static void writeDurably(Path dir, String name, String text) throws IOException {
+    Path tmp = dir.resolve(name + ".tmp");
+    Files.writeString(tmp, text, StandardCharsets.UTF_8);
     try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(tmp,
         java.nio.file.StandardOpenOption.WRITE)) {
       ch.force(true);
     }
-    Files.move(tmp, dir.resolve(CLUSTER_ID_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    Files.move(tmp, dir.resolve(name), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(dir,
         java.nio.file.StandardOpenOption.READ)) {
       ch.force(true);
     } catch (IOException e) {
       // not every file system lets a directory be opened for fsync; the rename is still atomic
     }
+  }
+
+  /**
+   * Refuses --join with --peers on a first start (no journal in the data dir yet): one bootstraps a
+   * new cluster, the other adds this node to a running one (API.md §1). On a restart both are
+   * allowed, and the membership in the node's log rules.
+   *
+   * @throws IllegalArgumentException with a one-line reason naming both flags
+   */
+  public static void checkFirstStart(NodeSettings settings) {
+    if (settings.joins() && !settings.peers().isEmpty() && !hasJournal(settings.dataDir())) {
+      throw new IllegalArgumentException("--join and --peers are both given for a first start (data dir "
+          + settings.dataDir() + " holds no journal yet): --peers bootstraps a new cluster, --join adds this node"
+          + " to a running one; give one of them");
+    }
+  }
+
+  /**
+   * How the Raft node starts on its data dir ({@code RaftNode.create}'s arguments).
+   *
+   * @param initialVoters what a first start bootstraps (ignored once the log holds a membership);
+   *                      empty for a node that joins
+   * @param join          the members to contact, and how to store an adopted cluster id when the dir
+   *                      has none yet; null without --join and without a {@value #JOIN_FILE} file
+   * @param clusterId     the dir's cluster id; 0 for a node that joins and has not been added yet
+   */
+  public record Start(List<Peer> initialVoters, RaftNode.Join join, long clusterId) {
+    /** Whether the node bootstraps nothing and (unless its log says otherwise) waits to be added. */
+    public boolean joining() {
+      return join != null && initialVoters.isEmpty();
+    }
+  }
+
+  /**
+   * Decides how the node of {@code settings} starts on its data dir, after {@link #claim} and
+   * {@link #checkFirstStart}; writes the {@value #JOIN_FILE} file of a node that joins, and for a
+   * node that bootstraps, its cluster id ({@link #clusterId}). The node joins (no initial voters, no
+   * cluster id of its own until the leader that adds it replicates to it) when
+   * <ul>
+   *   <li>it is given --join and not --peers, whatever the dir holds;</li>
+   *   <li>the dir has a {@value #JOIN_FILE} file: it joined before, and --peers is ignored (its
+   *       contacts are --join's, else the file's);</li>
+   *   <li>it is given --join and the dir holds a journal but no cluster id (no other node leaves one so).</li>
+   * </ul>
+   * Otherwise it starts as a node bootstrapped with --peers (as before --join existed), and a --join
+   * given on a restart only names the contacts.
+   *
+   * @throws IllegalStateException with a one-line reason when a file cannot be read or written
+   */
+  public static Start start(NodeSettings settings, String clusterToken) {
+    Path dir = settings.dataDir();
+    boolean journal = hasJournal(dir);
+    Long stored = storedClusterId(dir);
+    List<Peer> recorded = recordedJoin(dir);
+    try {
+      if (recorded != null && !journal && stored == null && !settings.joins()) {
+        // started with --join once but stopped before its journal was even opened: a fresh dir,
+        // and now it is given --peers only
+        Files.delete(dir.resolve(JOIN_FILE));
+        recorded = null;
+      }
+      boolean joining = (settings.joins() && settings.peers().isEmpty()) || recorded != null
+          || (settings.joins() && journal && stored == null);
+      if (!joining) {
+        return new Start(settings.peers(), settings.joins() ? new RaftNode.Join(settings.join(), null) : null,
+            clusterId(dir, settings.peers(), clusterToken));
+      }
+      List<Peer> contacts = settings.joins() ? settings.join() : recorded;
+      if (!contacts.equals(recorded)) {
+        writeDurably(dir, JOIN_FILE, joinText(contacts) + "\n");
+      }
+      java.util.function.LongConsumer store = stored != null ? null : id -> {
+        try {
+          writeClusterId(dir, id);
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException("cannot write " + dir.resolve(CLUSTER_ID_FILE) + ": " + e.getMessage(), e);
+        }
+      };
+      return new Start(List.of(), new RaftNode.Join(contacts, store), stored == null ? 0 : stored);
+    } catch (IOException e) {
+      throw new IllegalStateException("data dir " + dir + ": cannot write " + JOIN_FILE + ": "
+          + String.valueOf(e.getMessage()).replace('\n', ' '));
+    }
+  }
+
+  /** The contacts in the dir's {@value #JOIN_FILE} file, or null when it has none. */
+  static List<Peer> recordedJoin(Path dir) {
+    Path file = dir.resolve(JOIN_FILE);
+    if (!Files.exists(file)) {
+      return null;
+    }
+    String text;
+    try {
+      text = Files.readString(file, StandardCharsets.UTF_8).trim();
+    } catch (IOException e) {
+      throw new IllegalStateException("data dir " + dir + ": cannot read " + JOIN_FILE + ": "
+          + String.valueOf(e.getMessage()).replace('\n', ' '));
+    }
+    try {
+      return Peer.parseList(text);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalStateException("data dir " + dir + " has a malformed " + JOIN_FILE + " file ("
+          + e.getMessage() + "); it holds the --join list the node was first started with");
+    }
+  }
+
+  private static String joinText(List<Peer> contacts) {
+    return String.join(",", contacts.stream().map(p -> p.id() + "@" + p.address()).toList());
   }
 
   /** The id of a cluster bootstrapped with {@code peers} and {@code token}. */

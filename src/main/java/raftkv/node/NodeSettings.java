@@ -15,10 +15,17 @@ import java.util.Map;
  *
  * @param httpPort -1 for a node without an HTTP endpoint
  * @param peers    the initial voters (--peers), read on a first start only; empty for a node that joins
- * @param join     the members a node started with --join contacts (empty when it bootstraps with --peers)
+ * @param join     the running members a node started with --join contacts, never this node (empty without
+ *                 --join). With --peers as well it is a bad flag on a first start ({@link DataDir#checkFirstStart})
+ *                 and read for its contacts only on a restart
  */
 public record NodeSettings(String id, String host, int raftPort, int httpPort, Path dataDir, List<Peer> peers,
                            List<Peer> join) {
+
+  public NodeSettings {
+    peers = peers == null ? List.of() : List.copyOf(peers);
+    join = join == null ? List.of() : List.copyOf(join);
+  }
 
   /** A node of a cluster bootstrapped with {@code peers}. */
   public NodeSettings(String id, String host, int raftPort, int httpPort, Path dataDir, List<Peer> peers) {
@@ -31,7 +38,7 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
     return new NodeSettings(id, host, raftPort, httpPort, dataDir, List.of(), contacts);
   }
 
-  /** Whether this node was started with --join. */
+  /** Whether this node was started with --join (with or without --peers). */
   public boolean joins() {
     return !join.isEmpty();
   }
@@ -62,24 +69,18 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
     }
     String joinSpec = c.hasPath("join") ? c.getString("join") : "";
     String peerSpec = c.getString("peers");
-    List<Peer> join = List.of();
-    if (!joinSpec.isBlank()) {
-      try {
-        join = Peer.parseList(joinSpec);
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("--join: " + e.getMessage().replace("--peers", "--join"));
-      }
-      for (Peer p : join) {
-        if (p.id().equals(id) || (p.host().equals(host) && p.port() == raftPort)) {
-          throw new IllegalArgumentException("--join lists this node (" + p.id() + "@" + p.address()
-              + "); it names the running members to contact");
-        }
-      }
-    } else if (peerSpec.isBlank()) {
+    if (joinSpec.isBlank() && peerSpec.isBlank()) {
       throw new IllegalArgumentException("--peers is empty: give id@host:port for every voter, this node included"
-          + " (or --join with the members of a running cluster)");
+          + " (or --join with the members of a running cluster to add this node to it)");
     }
-    List<Peer> peers = peerSpec.isBlank() ? List.of() : Peer.parseList(peerSpec);
+    List<Peer> join = joinSpec.isBlank() ? List.of() : parseList("--join", joinSpec);
+    for (Peer p : join) {
+      if (p.id().equals(id) || (p.host().equals(host) && p.port() == raftPort)) {
+        throw new IllegalArgumentException("--join lists this node (" + p.id() + "@" + p.address() + ", and it is "
+            + id + "@" + host + ":" + raftPort + "); give the running members it should contact, not itself");
+      }
+    }
+    List<Peer> peers = peerSpec.isBlank() ? List.of() : parseList("--peers", peerSpec);
     if (!peers.isEmpty()) {
       Peer me = peers.stream().filter(p -> p.id().equals(id)).findFirst().orElseThrow(() ->
           new IllegalArgumentException("--peers does not list this node's id '" + id + "'"));
@@ -92,6 +93,16 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
       throw new IllegalArgumentException("--http-port and --raft-port are both " + raftPort);
     }
     return new NodeSettings(id, host, raftPort, httpPort, Path.of(dataDir).toAbsolutePath().normalize(), peers, join);
+  }
+
+  /** {@link Peer#parseList}, with a message that names {@code flag} (--peers or --join). */
+  static List<Peer> parseList(String flag, String spec) {
+    try {
+      return Peer.parseList(spec);
+    } catch (IllegalArgumentException e) {
+      String reason = String.valueOf(e.getMessage()).replace("--peers", flag);
+      throw new IllegalArgumentException(reason.contains(flag) ? reason : flag + ": " + reason, e);
+    }
   }
 
   private static int port(Config c, String key, String flag, boolean allowNone) {
@@ -113,8 +124,8 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
 
   /**
    * The Akka settings that follow from this node's settings: remoting address, seed nodes (every
-   * peer; for a node that joins, the members it contacts), journal and snapshot dirs under the data
-   * dir. Put them in front of the rest.
+   * peer; for a node started with --join, the running members it contacts and nothing else),
+   * journal and snapshot dirs under the data dir. Put them in front of the rest.
    */
   public Config akkaConfig() {
     Map<String, Object> m = new HashMap<>();

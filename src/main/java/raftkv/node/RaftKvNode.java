@@ -61,35 +61,21 @@ public final class RaftKvNode implements RaftKv {
     RaftSettings raft = RaftSettings.fromConfig(system.settings().config());
     RaftSettings.checkIdentity(settings.id(), settings.httpAddress());
     KvLimits limits = limits(system.settings().config(), raft);
-    boolean firstStart = !DataDir.hasJournal(settings.dataDir());
-    if (settings.joins() && !settings.peers().isEmpty() && firstStart) {
-      throw new IllegalArgumentException("--join and --peers on a first start: --peers bootstraps a new cluster,"
-          + " --join adds this node to a running one; give one of them");
-    }
+    DataDir.checkFirstStart(settings); // --join with --peers: a bad flag on a first start only
     DataDir.claim(settings.dataDir(), settings.id());
-    RaftNode.Join join = null;
-    long clusterId;
-    Long stored = DataDir.storedClusterId(settings.dataDir());
-    if (settings.joins() && (stored == null || settings.peers().isEmpty())) {
-      // a node that joins: no bootstrap, no cluster id of its own until a leader replicates to it
-      java.nio.file.Path dir = settings.dataDir();
-      join = new RaftNode.Join(settings.join(), stored != null ? null : id -> {
-        try {
-          DataDir.writeClusterId(dir, id);
-        } catch (java.io.IOException e) {
-          throw new java.io.UncheckedIOException(e);
-        }
-      });
-      clusterId = stored == null ? 0 : stored;
-    } else {
-      clusterId = DataDir.clusterId(settings.dataDir(), settings.peers(),
-          system.settings().config().getString("raftkv.node.cluster-token"));
+    // bootstrap with --peers, or join (no voters, no cluster id until the leader that adds it replicates)
+    DataDir.Start start = DataDir.start(settings, system.settings().config().getString("raftkv.node.cluster-token"));
+    if (start.joining() && start.clusterId() == 0) {
+      system.log().info("Node {} joins a running cluster: it bootstraps nothing and waits until a leader among {}"
+          + " adds it (POST /v1/cluster/members with address {}:{} on any member)", settings.id(),
+          start.join().contacts().stream().map(p -> p.id() + "@" + p.address()).toList(), settings.host(),
+          settings.raftPort());
     }
     java.util.concurrent.atomic.AtomicReference<KvStateMachine> current = new java.util.concurrent.atomic.AtomicReference<>();
     java.nio.file.Path kvDir = settings.dataDir().resolve("kv");
     ActorRef<RaftNode.Command> ref = system.systemActorOf(
-        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress(), clusterId),
-            join != null ? List.of() : settings.peers(), join, raft,
+        RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress(), start.clusterId()),
+            start.initialVoters(), start.join(), raft,
             () -> {
               KvStateMachine sm = KvStateMachine.open(kvDir);
               current.set(sm);
