@@ -780,7 +780,7 @@ final class Leader extends Role {
   private boolean hasQuorumContact(long now) {
     Membership m = s.membership();
     int inContact = 0;
-    for (Membership.Member v : m.voters()) {
+    for (Membership.Member v : s.voters()) {
       Progress p = progress.get(v.id());
       if (v.id().equals(s.self.id()) || (p != null && now - p.lastReplyNanos < s.settings.electionTimeout().toNanos())) {
         inContact++;
@@ -847,7 +847,7 @@ final class Leader extends Role {
   }
 
   private void maybeCommit() {
-    List<Membership.Member> voters = s.membership().voters();
+    List<Membership.Member> voters = s.voters();
     if (voters.isEmpty()) {
       return;
     }
@@ -909,7 +909,7 @@ final class Leader extends Role {
     if (readsAwaitingQuorum.isEmpty() && readRoundFirstSeq == 0) {
       return; // (a round still marked in flight must be cleared even when no read waits on it)
     }
-    List<Membership.Member> voters = s.membership().voters();
+    List<Membership.Member> voters = s.voters();
     if (voters.isEmpty()) {
       return;
     }

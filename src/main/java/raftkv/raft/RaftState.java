@@ -142,6 +142,19 @@ final class RaftState {
     return log.membership().isVoter(self.id());
   }
 
+  private Membership votersOf;
+  private List<Membership.Member> voters = List.of();
+
+  /** The voters of the configuration in effect (kept per configuration: the commit path asks on every reply). */
+  List<Membership.Member> voters() {
+    Membership m = log.membership();
+    if (m != votersOf) {
+      voters = m.voters();
+      votersOf = m;
+    }
+    return voters;
+  }
+
   int quorumSize() {
     return log.membership().quorumSize();
   }
