@@ -158,7 +158,7 @@ final class Candidate extends Role {
     return null;
   }
 
-  /** A node that no longer votes stops campaigning; else the new quorum may be won already. */
+  /** A node that no longer votes stops campaigning. */
   @Override
   protected Behavior<RaftNode.Command> onMembershipChanged() {
     if (!s.isVoter()) {

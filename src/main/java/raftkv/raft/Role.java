@@ -57,7 +57,7 @@ abstract class Role {
       if (message == null) {
         return Behaviors.same(); // another cluster's: as if it never arrived
       }
-    } else if (s.self.clusterId() != 0 && isPeerMessage(received)) {
+    } else if ((s.clusterId != 0 || !s.clusterIdKnown) && isPeerMessage(received)) {
       // without the envelope: a node of a version without cluster ids (only a node of cluster 0,
       // run by a test without a data dir, takes these, from the test itself)
       s.fromOwnCluster(new RaftNode.FromCluster(0, received));
