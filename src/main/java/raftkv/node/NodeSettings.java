@@ -76,8 +76,9 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
     List<Peer> join = joinSpec.isBlank() ? List.of() : parseList("--join", joinSpec);
     for (Peer p : join) {
       if (p.id().equals(id) || (p.host().equals(host) && p.port() == raftPort)) {
-        throw new IllegalArgumentException("--join lists this node (" + p.id() + "@" + p.address() + ", and it is "
-            + id + "@" + host + ":" + raftPort + "); give the running members it should contact, not itself");
+        throw new IllegalArgumentException("--join lists this node" + (p.id().equals(id) ? "'s id '" + id + "'"
+            : "'s address " + host + ":" + raftPort) + " (" + p.id() + "@" + p.address() + "): give the members of the"
+            + " running cluster to contact, not this node");
       }
     }
     List<Peer> peers = peerSpec.isBlank() ? List.of() : parseList("--peers", peerSpec);

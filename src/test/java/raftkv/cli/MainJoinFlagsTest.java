@@ -77,7 +77,7 @@ class MainJoinFlagsTest {
   void joinListingThisNodeIsABadFlag() throws Exception {
     Exit exit = node("--join", "n1@127.0.0.1:2552,n4@127.0.0.1:2599");
     assertEquals(2, exit.status(), exit.stderr().toString());
-    assertTrue(exit.line().startsWith("raftkv: --join lists this node (n4@127.0.0.1:2599"), exit.line());
+    assertTrue(exit.line().startsWith("raftkv: --join lists this node's id 'n4' (n4@127.0.0.1:2599)"), exit.line());
   }
 
   @Test

@@ -75,9 +75,11 @@ class NodeSettingsTest {
   @Test
   void joinMustNotListThisNode() {
     String byId = refused(Map.of("join", "n1@127.0.0.1:2552,n4@10.0.0.4:2555"));
-    assertTrue(byId.startsWith("--join lists this node (n4@10.0.0.4:2555"), byId);
+    assertEquals("--join lists this node's id 'n4' (n4@10.0.0.4:2555): give the members of the running cluster"
+        + " to contact, not this node", byId);
     String byAddress = refused(Map.of("join", "n1@127.0.0.1:2552,other@127.0.0.1:2555"));
-    assertTrue(byAddress.startsWith("--join lists this node (other@127.0.0.1:2555"), byAddress);
+    assertTrue(byAddress.startsWith("--join lists this node's address 127.0.0.1:2555 (other@127.0.0.1:2555)"),
+        byAddress);
   }
 
   @Test

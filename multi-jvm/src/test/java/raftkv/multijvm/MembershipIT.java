@@ -55,7 +55,7 @@ class MembershipIT {
       // that every kind of change happens once, then the seed picks among the faults and transfers
       List<Op> first = List.of(Op.REPLACE, Op.TRANSFER, scenario.pick(List.of(Op.KILL, Op.PAUSE, Op.ISOLATE)),
           Op.REPLACE_LEADER, Op.TRANSFER);
-      scenario.repeatFor(Duration.ofSeconds(60), () -> {
+      Runnable next = () -> {
         Op op = step[0] < first.size() ? first.get(step[0])
             : scenario.pick(List.of(Op.TRANSFER, Op.KILL, Op.PAUSE, Op.ISOLATE));
         step[0]++;
@@ -103,7 +103,11 @@ class MembershipIT {
           default -> throw new IllegalStateException("unknown op " + op);
         }
         scenario.hold(1_000, 2_000);
-      });
+      };
+      for (int i = 0; i < first.size(); i++) {
+        next.run();
+      }
+      scenario.repeatFor(Duration.ofSeconds(20), next);
       scenario.log("membership: " + replaced[0] + " nodes replaced, " + transfers[0] + " leadership transfers");
       assertTrue(replaced[0] >= 1, "at least one node was replaced");
       assertEquals(cluster.nodes().stream().map(NodeProcess::id).sorted().toList(), voters(scenario),
