@@ -167,12 +167,19 @@ class MembershipClusterTest {
       for (int i = 0; i < 3; i++) {
         assertHasAll(i, writer.acknowledged);
       }
-      // the removed nodes say so, and do not disturb the others
+      // the removed nodes say so, and do not disturb the others: for three election timeouts the
+      // leader and its term stay as they are
       for (int removed : new int[] {n4, n5}) {
         int node = removed;
         await().atMost(CHANGE).untilAsserted(() -> assertEquals("removed", cluster.status(node).memberState()));
         assertEquals("removed from the cluster", get(cluster.node(node).health()).reason());
       }
+      ClusterStatus settled = leaderStatus();
+      await().during(Duration.ofSeconds(3)).atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(200))
+          .until(() -> {
+            ClusterStatus now = cluster.status(cluster.awaitLeader(ELECTION));
+            return now.term() == settled.term() && now.id().equals(settled.id());
+          });
     }
   }
 
@@ -246,6 +253,26 @@ class MembershipClusterTest {
     String chosen = get(cluster.node(current).transferLeadership(null));
     assertNotEquals(cluster.settings(current).id(), chosen);
     System.out.println("leadership transfer on an idle in-process cluster: " + millis + " ms");
+  }
+
+  @Test
+  void aTransferToAVoterThatCannotWinIsAbortedAndWritesResume() throws Exception {
+    cluster = new InProcessCluster(3);
+    int leader = cluster.awaitLeader(ELECTION);
+    long term = cluster.status(leader).term();
+    int down = (leader + 1) % 3;
+    String downId = cluster.settings(down).id();
+    cluster.stop(down);
+    // when: leadership is handed to the voter that is down
+    long start = System.nanoTime();
+    assertKind(RaftKvException.Kind.UNAVAILABLE, cluster.node(leader).transferLeadership(downId));
+    long millis = (System.nanoTime() - start) / 1_000_000;
+    // then: aborted after an election timeout (1 s here), the leader still leads, and takes writes again
+    assertTrue(millis >= 900 && millis < 10_000, "aborted after " + millis + " ms");
+    put(leader, "after-abort", "ok");
+    ClusterStatus st = cluster.status(leader);
+    assertEquals("leader", st.role());
+    assertEquals(term, st.term(), "no election happened");
   }
 
   @Test

@@ -113,4 +113,68 @@ class ClusterIdTest {
     await().atMost(WAIT).until(() -> refusals() >= 2);
     assertEquals(2, refusals(), "one log line per foreign sender: n2 of the other cluster, n2 without an id");
   }
+
+  /**
+   * A node started with --join has no cluster id: it takes the id of the first AppendEntries from a
+   * member it was told to contact, never that of a vote request or of a node it was not told about,
+   * stores it before anything else, and from then on refuses other ids like any node.
+   */
+  @Test
+  void aJoiningNodeTakesTheIdOfTheFirstLeaderAmongItsContactsOnly() throws Exception {
+    ActorSystem<Void> peerSystem = systems.start("");
+    TestProbe<RaftNode.Command> n1 = TestProbe.create(peerSystem);
+    peerSystem.systemActorOf(Behaviors.<RaftNode.Command>receiveMessage(m -> {
+      n1.ref().tell(m);
+      return Behaviors.same();
+    }), "raftkv", Props.empty());
+    ActorSystem<Void> nodeSystem = systems.start("""
+        raftkv.journal.dir = "%s"
+        raftkv.snapshot-store.dir = "%s"
+        """.formatted(dir.resolve("journal"), dir.resolve("snapshots")));
+    java.util.concurrent.atomic.AtomicLong stored = new java.util.concurrent.atomic.AtomicLong();
+    java.util.concurrent.atomic.AtomicInteger stores = new java.util.concurrent.atomic.AtomicInteger();
+    Peer contact = new Peer("n1", "127.0.0.1", peerSystem.address().getPort().get());
+    ActorRef<RaftNode.Command> local = nodeSystem.systemActorOf(RaftNode.create(
+        new RaftNode.NodeIdentity("n4", null, 0), List.of(), new RaftNode.Join(List.of(contact), id -> {
+          stored.set(id);
+          stores.incrementAndGet();
+        }), RaftSettings.fromConfig(nodeSystem.settings().config()),
+        MemoryStateMachine::new, dir.resolve("snapshot-files"), null), "raftkv", Props.empty());
+    ActorRef<RaftNode.Command> n4 = ActorRefResolver.get(peerSystem)
+        .resolveActorRef(nodeSystem.address() + "/system/raftkv");
+    java.util.function.Supplier<RaftNode.Status> status = () -> {
+      try {
+        return AskPattern.<RaftNode.Command, RaftNode.Status>ask(local, RaftNode.GetStatus::new, WAIT,
+            nodeSystem.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    };
+    assertEquals("joining", status.get().memberState());
+
+    // when: a vote request of its contact, and entries of a node it was not told about
+    n4.tell(new RaftNode.FromCluster(THEIRS, new RaftNode.RequestVote(5, "n1", 0, 0)));
+    n4.tell(new RaftNode.FromCluster(THEIRS, new RaftNode.AppendEntries(5, "x9", null, 0, 0, List.of(), 0, 1)));
+    // then: no id taken (the status asked after them is answered after them)
+    assertEquals(null, status.get().clusterId());
+    assertEquals(0, stores.get());
+
+    // when: its contact replicates to it, as leader of cluster OURS
+    n4.tell(new RaftNode.FromCluster(OURS, new RaftNode.AppendEntries(3, "n1", null, 0, 0, List.of(), 0, 2)));
+    await().atMost(WAIT).until(() -> RaftNode.clusterIdText(OURS).equals(status.get().clusterId()));
+    assertEquals(OURS, stored.get());
+    assertEquals(1, stores.get(), "stored once");
+    // the message that carried the id is dropped; the next one is handled, and answered in OURS
+    n4.tell(new RaftNode.FromCluster(OURS, new RaftNode.AppendEntries(3, "n1", null, 0, 0, List.of(), 0, 3)));
+    RaftNode.FromCluster reply = (RaftNode.FromCluster) n1.fishForMessage(WAIT, "n4's append reply", m ->
+        m instanceof RaftNode.FromCluster fc && fc.message() instanceof RaftNode.AppendReply
+            ? akka.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+            : akka.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore()).get(0);
+    assertEquals(OURS, reply.clusterId());
+    assertEquals("n1", status.get().leaderId());
+    // and another cluster's leader is refused from now on
+    n4.tell(new RaftNode.FromCluster(THEIRS, new RaftNode.AppendEntries(9, "n1", null, 0, 0, List.of(), 0, 4)));
+    assertEquals(3, status.get().term());
+    assertEquals(RaftNode.clusterIdText(OURS), status.get().clusterId());
+  }
 }
