@@ -323,6 +323,11 @@ final class Leader extends Role {
           return conflict("'" + pm.id() + "' is a voter already");
         }
         Progress p = progress.get(pm.id());
+        if (p != null && now - p.lastReplyNanos >= s.settings.electionTimeout().toNanos()) {
+          // a voter that is down from the start would leave the larger cluster a voter short
+          return conflict("learner '" + pm.id() + "' has not answered within the election timeout ("
+              + (now - p.lastReplyNanos) / 1_000_000 + " ms ago); promote it once it is running");
+        }
         if (p == null || !p.readyToPromote(s.log.lastIndex(), s.settings.promoteMaxLag())) {
           return conflict("learner '" + pm.id() + "' has not caught up: its log matches up to "
               + (p == null ? 0 : p.matchIndex) + ", the leader's ends at " + s.log.lastIndex()

@@ -185,7 +185,7 @@ final class InProcessCluster implements AutoCloseable {
     await().atMost(within).pollInterval(Duration.ofMillis(50)).until(() -> {
       int found = -1;
       long term = -1;
-      for (int i = 0; i < nodes.length; i++) {
+      for (int i = 0; i < count; i++) {
         ClusterStatus st = status(i);
         if (st != null && "leader".equals(st.role()) && st.term() > term) {
           found = i;
@@ -196,7 +196,7 @@ final class InProcessCluster implements AutoCloseable {
         return false;
       }
       String id = settings.get(found).id();
-      for (int i = 0; i < nodes.length; i++) {
+      for (int i = 0; i < count; i++) {
         ClusterStatus st = status(i);
         if (st != null && st.memberState() != null && !"learner".equals(st.memberState())) {
           continue; // removed, or not a member yet: follows no leader
@@ -219,8 +219,8 @@ final class InProcessCluster implements AutoCloseable {
 
   /** Heals every cut between running nodes. */
   void healAll() {
-    for (int a = 0; a < nodes.length; a++) {
-      for (int b = 0; b < nodes.length; b++) {
+    for (int a = 0; a < count; a++) {
+      for (int b = 0; b < count; b++) {
         if (a != b && systems[a] != null) {
           throttle(a, b, akka.remote.transport.ThrottlerTransportAdapter.unthrottledThrottleMode());
         }
@@ -264,7 +264,7 @@ final class InProcessCluster implements AutoCloseable {
 
   /** Asserts, once more, that no term ever had two leaders among the statuses read. */
   void assertOneLeaderPerTerm() {
-    for (int i = 0; i < nodes.length; i++) {
+    for (int i = 0; i < count; i++) {
       status(i);
     }
     synchronized (this) {
@@ -274,7 +274,7 @@ final class InProcessCluster implements AutoCloseable {
 
   @Override
   public void close() {
-    for (int i = 0; i < nodes.length; i++) {
+    for (int i = 0; i < count; i++) {
       try {
         stop(i);
       } catch (RuntimeException ignored) {

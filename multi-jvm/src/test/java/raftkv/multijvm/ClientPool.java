@@ -22,8 +22,9 @@ import raftkv.multijvm.KvHttpClient.Result;
  * {@link History}, with its invocation and completion times and its outcome.
  *
  * <p>Each client has its own HTTP client and random stream (from the seed), is bound to one node,
- * and moves to another node after an error (after a short back-off, so that a dead node is not
- * hammered). After an UNKNOWN outcome the client continues as a new process, as in Jepsen: the
+ * and moves to another node of the cluster as it is then ({@link Cluster#nodes()}: nodes added
+ * since the start included, retired ones not) after an error (after a short back-off, so that a
+ * dead node is not hammered). After an UNKNOWN outcome the client continues as a new process, as in Jepsen: the
  * old request may still be in flight. Each client stops after a fixed duration or a maximum number
  * of operations, whichever comes first.
  *
@@ -258,18 +259,17 @@ public final class ClientPool {
     private final long deadline;
     private final KvHttpClient http = new KvHttpClient();
     private final Map<String, String> lastSeen = new HashMap<>();
-    private final List<NodeProcess> nodes;
     private int process;
-    private int node;
+    private NodeProcess node;
     private int seq;
 
     Client(int number, SplittableRandom random, long deadline) {
       this.number = number;
       this.random = random;
       this.deadline = deadline;
-      this.nodes = settings.cluster.nodes();
+      List<NodeProcess> nodes = settings.cluster.nodes();
       this.process = settings.firstProcess + number;
-      this.node = number % nodes.size();
+      this.node = nodes.get(number % nodes.size());
     }
 
     void run() {
@@ -300,7 +300,7 @@ public final class ClientPool {
     private Result registerOp() {
       String key = settings.keys.get(random.nextInt(settings.keys.size()));
       double dice = random.nextDouble();
-      NodeProcess target = nodes.get(node);
+      NodeProcess target = node;
       if (dice < 0.5) {
         History.Invocation call = settings.history.invokeRead(process, key);
         long start = System.nanoTime();
@@ -341,7 +341,7 @@ public final class ClientPool {
       String key = SET_PREFIX + element;
       History.Invocation call = settings.history.invokeWrite(process, key, element);
       long start = System.nanoTime();
-      Result result = http.put(nodes.get(node), key, element);
+      Result result = http.put(node, key, element);
       settings.history.complete(call, result.outcome());
       sample(start, true, result);
       return result;
@@ -374,7 +374,7 @@ public final class ClientPool {
       }
       byte[] body = txn.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
       long start = System.nanoTime();
-      KvHttpClient.Reply reply = http.send(nodes.get(node), "POST", "/v1/txn", body, "Content-Type", "application/json");
+      KvHttpClient.Reply reply = http.send(node, "POST", "/v1/txn", body, "Content-Type", "application/json");
       int status = reply.status();
       statuses.computeIfAbsent(status, k -> new AtomicInteger()).incrementAndGet();
       if (status != 200 && status != 400 && status != 413 && status != 503 && status != 504 && status != -1) {
@@ -412,9 +412,17 @@ public final class ClientPool {
           write && result.outcome() == Outcome.OK));
     }
 
+    /**
+     * To another node of the cluster as it is now (the same choice as before nodes could change,
+     * when they do not); from a node retired meanwhile, to any of them.
+     */
     private void moveToAnotherNode() {
-      if (nodes.size() > 1) {
-        node = (node + 1 + random.nextInt(nodes.size() - 1)) % nodes.size();
+      List<NodeProcess> nodes = settings.cluster.nodes();
+      int at = nodes.indexOf(node);
+      if (at < 0) {
+        node = nodes.get(random.nextInt(nodes.size()));
+      } else if (nodes.size() > 1) {
+        node = nodes.get((at + 1 + random.nextInt(nodes.size() - 1)) % nodes.size());
       }
     }
   }

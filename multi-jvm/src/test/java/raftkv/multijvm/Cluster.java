@@ -15,6 +15,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -31,6 +32,11 @@ import raftkv.multijvm.KvHttpClient.Reply;
  * <p>{@link #close()} kills every process the cluster ever started, paused ones included, and waits
  * until they are gone; a JVM shutdown hook does the same if the test JVM exits first. Use it in
  * try-with-resources so that a failing test leaves no node behind.
+ *
+ * <p>The nodes can change (membership, API.md §5): {@link #addNode} makes a node that joins with
+ * {@code --join} (a new id, fresh ports and data dir, the same JVM options), and {@link #retire}
+ * takes a node that was removed from the cluster out of {@link #nodes()}; {@link #close()} still
+ * kills it. Every node list here is a snapshot, safe to read from the clients' threads.
  *
  * <p>The project root comes from the system property {@code raftkv.home} (failsafe sets it), else
  * the current directory; {@code bin/raftkv} there needs {@code mvn package} first.
@@ -58,14 +64,25 @@ public final class Cluster implements AutoCloseable {
   private static final int PORT_SPAN = 12_000; // stays below Linux's ephemeral range (32768-)
 
   private final String testName;
+  /** The nodes of the cluster now: the first ones, then those added, without those retired. */
   private final List<NodeProcess> nodes;
+  /** Every node this cluster ever made, retired ones included: {@link #close()} kills them all. */
+  private final List<NodeProcess> everyNode;
+  private final Path home;
+  private final Path dataRoot;
+  private final Map<String, String> environment;
   private final KvHttpClient control = new KvHttpClient(Duration.ofSeconds(2));
   private final Thread shutdownHook;
   private volatile boolean closed;
 
-  private Cluster(String testName, List<NodeProcess> nodes) {
+  private Cluster(String testName, List<NodeProcess> nodes, Path home, Path dataRoot,
+      Map<String, String> environment) {
     this.testName = testName;
-    this.nodes = List.copyOf(nodes);
+    this.nodes = new java.util.concurrent.CopyOnWriteArrayList<>(nodes);
+    this.everyNode = new java.util.concurrent.CopyOnWriteArrayList<>(nodes);
+    this.home = home;
+    this.dataRoot = dataRoot;
+    this.environment = Map.copyOf(environment);
     this.shutdownHook = new Thread(this::destroyAll, "cluster-" + testName + "-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdownHook);
   }
@@ -109,12 +126,13 @@ public final class Cluster implements AutoCloseable {
     Path dataRoot = home.resolve("target/multi-jvm-data").resolve(testName);
     deleteRecursively(logDir);
     deleteRecursively(dataRoot);
-    int[] ports = freePorts(2 * size);
+    int[] ports = freePorts(2 * size, Set.of());
     List<String> peers = new ArrayList<>();
     for (int i = 0; i < size; i++) {
       peers.add("n" + (i + 1) + "@127.0.0.1:" + ports[2 * i]);
     }
     String javaOpts = System.getProperty("raftkv.multijvm.java-opts", DEFAULT_JAVA_OPTS) + " " + extraJavaOpts;
+    Map<String, String> environment = Map.of("RAFTKV_JAVA_OPTS", javaOpts);
     List<NodeProcess> nodes = new ArrayList<>();
     for (int i = 0; i < size; i++) {
       String id = "n" + (i + 1);
@@ -127,9 +145,9 @@ public final class Cluster implements AutoCloseable {
           "--peers", String.join(",", peers),
           "--fault-injection");
       nodes.add(new NodeProcess(id, ports[2 * i], ports[2 * i + 1], dataDir,
-          logDir.resolve(id + ".log"), command, Map.of("RAFTKV_JAVA_OPTS", javaOpts), home));
+          logDir.resolve(id + ".log"), command, environment, home));
     }
-    Cluster cluster = new Cluster(testName, nodes);
+    Cluster cluster = new Cluster(testName, nodes, home, dataRoot, environment);
     try {
       System.out.printf("[%s] starting %d nodes: %s%n", testName, size, nodes.stream()
           .map(n -> n.id() + " raft " + n.raftPort() + " http " + n.httpPort())
@@ -174,15 +192,117 @@ public final class Cluster implements AutoCloseable {
     return testName;
   }
 
-  /** The nodes, n1 first. */
+  /** The nodes of the cluster now (n1 first, added ones after, retired ones left out): a snapshot. */
   public List<NodeProcess> nodes() {
-    return nodes;
+    return List.copyOf(nodes);
   }
 
-  /** The node named {@code id}. */
+  /** Every node this cluster ever made, retired ones included: a snapshot. */
+  public List<NodeProcess> everyNode() {
+    return List.copyOf(everyNode);
+  }
+
+  /** The node named {@code id}, retired or not. */
   public NodeProcess node(String id) {
-    return nodes.stream().filter(n -> n.id().equals(id)).findFirst()
-        .orElseThrow(() -> new IllegalArgumentException("no node " + id));
+    return find(id).orElseThrow(() -> new IllegalArgumentException("no node " + id));
+  }
+
+  /** The node named {@code id}, retired or not, if this cluster ever made one. */
+  public Optional<NodeProcess> find(String id) {
+    return everyNode.stream().filter(n -> n.id().equals(id)).findFirst();
+  }
+
+  // ---- membership (API.md §1, §5)
+
+  /**
+   * A new node that joins the running cluster: the next free id (n4 after n1..n3, never one used
+   * before), fresh ports, a fresh data dir, the same JVM options as the others, and
+   * {@code --join} naming {@code contacts} (the members it may hear from: the leader must be among
+   * them) instead of {@code --peers}. It is one of {@link #nodes()} from now on; it is not started
+   * (see {@link NodeProcess#start()}), and it is no member until a leader adds it
+   * ({@code POST /v1/cluster/members}).
+   */
+  public synchronized NodeProcess addNode(List<NodeProcess> contacts) {
+    if (contacts.isEmpty()) {
+      throw new IllegalArgumentException("a joining node needs members to contact");
+    }
+    int next = everyNode.stream().mapToInt(n -> numberOf(n.id())).max().orElse(0) + 1;
+    String id = "n" + next;
+    Set<Integer> taken = new java.util.HashSet<>();
+    everyNode.forEach(n -> {
+      taken.add(n.raftPort());
+      taken.add(n.httpPort());
+    });
+    int[] ports = freePorts(2, taken);
+    Path dataDir = dataRoot.resolve(id);
+    deleteRecursively(dataDir);
+    List<String> command = List.of(home.resolve("bin/raftkv").toString(), "node",
+        "--id", id, "--host", "127.0.0.1",
+        "--raft-port", Integer.toString(ports[0]),
+        "--http-port", Integer.toString(ports[1]),
+        "--data-dir", dataDir.toString(),
+        "--join", joinSpec(contacts),
+        "--fault-injection");
+    NodeProcess node = new NodeProcess(id, ports[0], ports[1], dataDir,
+        logDir(testName).resolve(id + ".log"), command, environment, home);
+    everyNode.add(node);
+    nodes.add(node);
+    System.out.printf("[%s] new node %s raft %d http %d, --join %s%n", testName, id, ports[0], ports[1],
+        joinSpec(contacts));
+    return node;
+  }
+
+  /**
+   * Brings back a {@linkplain #retire retired} node under its old id, ports and data dir path,
+   * as a new node would come: its data dir wiped (a lost disk; a removed node must not rejoin with
+   * its old log) and {@code --join} naming {@code contacts} instead of its old {@code --peers}.
+   * It is one of {@link #nodes()} again; it is not started.
+   */
+  public synchronized NodeProcess rejoin(NodeProcess node, List<NodeProcess> contacts) {
+    if (nodes.contains(node) || node.alive()) {
+      throw new IllegalStateException(node.id() + " is still in the cluster or running: retire it first");
+    }
+    node.wipeDataDir();
+    node.joinInsteadOfPeers(joinSpec(contacts));
+    nodes.add(node);
+    System.out.printf("[%s] %s comes back with a wiped data dir, --join %s%n", testName, node.id(), joinSpec(contacts));
+    return node;
+  }
+
+  /** {@code id@127.0.0.1:raftPort,...}, the form of {@code --peers} and {@code --join}. */
+  public static String joinSpec(List<NodeProcess> members) {
+    return members.stream().map(n -> n.id() + "@" + n.raftAddress()).collect(Collectors.joining(","));
+  }
+
+  /**
+   * Takes {@code node}, removed from the cluster (or never added), out of {@link #nodes()}: the
+   * waits, the faults and the final checks no longer count it. It must not run any more.
+   */
+  public synchronized void retire(NodeProcess node) {
+    if (node.alive()) {
+      throw new IllegalStateException(node.id() + " still runs: stop it before retiring it");
+    }
+    nodes.remove(node);
+  }
+
+  /**
+   * {@code members} of API.md §5 as {@code node} reports them in {@code GET /v1/cluster/status}:
+   * id to voter flag, in the node's order; empty if it does not answer.
+   */
+  public Optional<Map<String, Boolean>> members(NodeProcess node) {
+    return control.statusJson(node).map(json -> {
+      Map<String, Boolean> members = new java.util.LinkedHashMap<>();
+      json.path("members").forEach(m -> members.put(m.path("id").asText(), m.path("voter").asBoolean(false)));
+      return members;
+    });
+  }
+
+  private static int numberOf(String id) {
+    try {
+      return id.startsWith("n") ? Integer.parseInt(id.substring(1)) : 0;
+    } catch (NumberFormatException e) {
+      return 0;
+    }
   }
 
   /** A client with short timeouts for status, health and fault calls. */
@@ -306,6 +426,10 @@ public final class Cluster implements AutoCloseable {
   /** One line per node: process state and what it reports about itself. */
   public String describe() {
     StringBuilder text = new StringBuilder("cluster state:");
+    List<NodeProcess> retired = everyNode.stream().filter(n -> !nodes.contains(n)).toList();
+    if (!retired.isEmpty()) {
+      text.append("\n  retired: ").append(retired);
+    }
     for (NodeProcess node : nodes) {
       text.append("\n  ").append(node);
       if (node.running()) {
@@ -353,22 +477,23 @@ public final class Cluster implements AutoCloseable {
     }
   }
 
-  /** Every process any node of this cluster ever started. */
+  /** Every process any node of this cluster ever started, retired nodes' included. */
   public List<ProcessHandle> processesStarted() {
-    return nodes.stream().flatMap(n -> n.processesStarted().stream()).toList();
+    return everyNode.stream().flatMap(n -> n.processesStarted().stream()).toList();
   }
 
   private void destroyAll() {
-    nodes.forEach(NodeProcess::destroy);
+    everyNode.forEach(NodeProcess::destroy);
   }
 
   // ---- setup
 
   /**
-   * {@code count} distinct ports that are free now, from a random spot of a range below the
-   * ephemeral ports, so that a port stays free while its node is down for a restart.
+   * {@code count} distinct ports that are free now and not {@code taken} (by a node that is down
+   * for a restart), from a random spot of a range below the ephemeral ports, so that a port stays
+   * free while its node is down for a restart.
    */
-  private static int[] freePorts(int count) {
+  private static int[] freePorts(int count, Set<Integer> taken) {
     int[] ports = new int[count];
     List<ServerSocket> held = new ArrayList<>();
     try {
@@ -376,6 +501,9 @@ public final class Cluster implements AutoCloseable {
       int found = 0;
       for (int tries = 0; found < count && tries < PORT_SPAN; tries++) {
         candidate = FIRST_PORT + (candidate - FIRST_PORT + 1) % PORT_SPAN;
+        if (taken.contains(candidate)) {
+          continue;
+        }
         try {
           ServerSocket socket = new ServerSocket();
           socket.setReuseAddress(true);

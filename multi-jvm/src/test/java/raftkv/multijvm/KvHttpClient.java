@@ -268,6 +268,12 @@ public final class KvHttpClient {
         j.path("appliedIndex").asLong(-1)));
   }
 
+  /** {@code GET /v1/cluster/status} as JSON (members, memberState and all), if the node answers it. */
+  public Optional<JsonNode> statusJson(NodeProcess node) {
+    Reply reply = send(node, "GET", "/v1/cluster/status", null);
+    return reply.status() == 200 ? reply.json() : Optional.empty();
+  }
+
   /** The status code of {@code GET /health}, -1 if the node did not answer. */
   public int health(NodeProcess node) {
     return send(node, "GET", "/health", null).status();

@@ -64,14 +64,26 @@ public final class Scenario implements AutoCloseable {
     this.seed = seed;
     this.random = new Random(seed);
     this.cluster = cluster;
-    this.nemesis = new Nemesis(cluster, history, setHistory);
+    // the nemesis' own choices (which member a membership call goes to) have a stream of their
+    // own, from the seed, so that the schedule's stream is what it was before it had any
+    this.nemesis = new Nemesis(cluster, new Random(seed ^ NEMESIS_STREAM), history, setHistory);
   }
+
+  private static final long NEMESIS_STREAM = 0x6E656D65736973L;
 
   /** Prints the seed and starts a cluster of {@code nodes} nodes for the test {@code info}. */
   public static Scenario start(TestInfo info, int nodes) {
+    return start(info, nodes, "");
+  }
+
+  /**
+   * As {@link #start(TestInfo, int)}, with {@code extraJavaOpts} after the default JVM options of
+   * every node (nodes added later get them too).
+   */
+  public static Scenario start(TestInfo info, int nodes, String extraJavaOpts) {
     String name = testName(info);
     long seed = seed(name);
-    return new Scenario(name, seed, Cluster.start(name, nodes));
+    return new Scenario(name, seed, Cluster.start(name, nodes, extraJavaOpts));
   }
 
   /** "ClassName.method", the name of the test's log directory. */
@@ -246,10 +258,10 @@ public final class Scenario implements AutoCloseable {
 
   /**
    * No node's log tells of a message that Artery dropped for being over its frame size (an
-   * OversizedPayloadException), in any of the node's starts.
+   * OversizedPayloadException), in any of the node's starts; nodes removed from the cluster too.
    */
   private void assertNoMessageDroppedForItsSize() {
-    for (NodeProcess node : cluster.nodes()) {
+    for (NodeProcess node : cluster.everyNode()) {
       try (var lines = Files.lines(node.logFile(), StandardCharsets.ISO_8859_1)) { // (the words sought are ASCII)
         List<String> oversized = lines
             .filter(l -> l.contains("OversizedPayloadException") || l.contains("Discarding oversized payload"))
