@@ -63,6 +63,7 @@ final class Leader extends Role {
     s.role = "leader";
     s.leaderId = s.self.id();
     s.timers.cancel(RaftNode.Tick.ELECTION_TIMEOUT);
+    selfAddress = selfAddress();
     reconcileProgress();
     noOpIndex = s.log.lastIndex() + 1;
     s.appendLocal(new LogEntry(noOpIndex, s.currentTerm, new LogEntry.NoOp(s.currentTerm)));
@@ -594,7 +595,24 @@ final class Leader extends Role {
       throw new IllegalStateException("no term for index " + prev + " to replicate to " + id);
     }
     s.tellPeer(s.peers.ref(id), new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
-        prev, prevTerm, entries, s.commitIndex, ++seq));
+        prev, prevTerm, entries, s.commitIndex, ++seq, selfAddress));
+  }
+
+  /**
+   * This leader's Raft address as its configurations name it (null if none does): sent with every
+   * AppendEntries and InstallSnapshot, so that a member that missed the change adding this leader
+   * can still answer it.
+   */
+  private String selfAddress;
+
+  private String selfAddress() {
+    for (Membership m : s.log.configHistory().descendingMap().values()) {
+      Membership.Member me = m.member(s.self.id());
+      if (me != null) {
+        return me.address();
+      }
+    }
+    return null;
   }
 
   /**
@@ -615,7 +633,7 @@ final class Leader extends Role {
         case REPLICATE -> sendAppend(id, p, List.of());
         case SNAPSHOT -> {
           s.tellPeer(s.peers.ref(id), new RaftNode.AppendEntries(s.currentTerm, s.self.id(), s.self.httpAddress(),
-              s.log.snapshotIndex(), s.log.snapshotTerm(), List.of(), s.commitIndex, ++seq));
+              s.log.snapshotIndex(), s.log.snapshotTerm(), List.of(), s.commitIndex, ++seq, selfAddress));
           if (p.transferring() && p.chunkInFlight && now - p.chunkSentNanos > s.settings.electionTimeout().toNanos()) {
             // the chunk or its answer was lost: send it again
             p.chunkInFlight = false;
@@ -720,7 +738,7 @@ final class Leader extends Role {
     }
     p.chunkSentNanos = System.nanoTime();
     s.tellPeer(s.peers.ref(c.followerId()), new RaftNode.InstallSnapshot(s.currentTerm, s.self.id(), s.self.httpAddress(),
-        p.snapshotIndex, p.snapshotTerm, c.offset(), c.data(), c.last()));
+        p.snapshotIndex, p.snapshotTerm, c.offset(), c.data(), c.last(), selfAddress));
   }
 
   private void onInstallSnapshotReply(RaftNode.InstallSnapshotReply r) {

@@ -24,6 +24,8 @@ final class Peers {
   private final Map<String, String> addresses = new HashMap<>();
   private final Map<String, String> httpAddresses = new HashMap<>();
   private final List<Peer> contacts;
+  /** Leaders not (yet) in this node's configuration that told their address (AppendEntries, InstallSnapshot). */
+  private final Map<String, Peer> learned = new LinkedHashMap<>();
 
   Peers(String selfId, String selfHttp, List<Peer> contacts, ActorRefResolver resolver, String systemName) {
     this.selfId = selfId;
@@ -39,6 +41,7 @@ final class Peers {
     for (Peer p : contacts) {
       wanted.put(p.id(), p);
     }
+    wanted.putAll(learned);
     for (Membership m : configs) {
       for (Membership.Member member : m.members()) {
         wanted.put(member.id(), member.peer());
@@ -56,6 +59,29 @@ final class Peers {
         addresses.put(p.id(), p.address());
       }
     }
+  }
+
+  /**
+   * A leader this node does not know told its Raft address ({@code host:port}): it is reachable from
+   * now on (dissertation §4.1: a server accepts AppendEntries from a leader that is not in its
+   * latest configuration, which it may not have yet). False when the address is malformed.
+   */
+  boolean learn(String id, String address) {
+    int colon = address == null ? -1 : address.lastIndexOf(':');
+    if (id.equals(selfId) || colon <= 0) {
+      return false;
+    }
+    int port;
+    try {
+      port = Integer.parseInt(address.substring(colon + 1));
+    } catch (NumberFormatException e) {
+      return false;
+    }
+    Peer p = new Peer(id, address.substring(0, colon), port);
+    learned.put(id, p);
+    refs.put(id, resolver.resolveActorRef("akka://" + systemName + "@" + p.host() + ":" + p.port() + "/system/raftkv"));
+    addresses.put(id, p.address());
+    return true;
   }
 
   /** The Raft actor of node {@code id}, or null when it is not known (or is this node). */

@@ -62,7 +62,14 @@ public final class RaftNode {
    * leader sends and is echoed back, so that a ReadIndex can tell which replies came after it.
    */
   public record AppendEntries(long term, String leaderId, String leaderHttp, long prevLogIndex, long prevLogTerm,
-                              List<LogEntry> entries, long leaderCommit, long seq) implements RaftMessage {
+                              List<LogEntry> entries, long leaderCommit, long seq, String leaderAddress)
+      implements RaftMessage {
+    /** Without the leader's Raft address (tests; a leader of a version before membership changes). */
+    public AppendEntries(long term, String leaderId, String leaderHttp, long prevLogIndex, long prevLogTerm,
+                         List<LogEntry> entries, long leaderCommit, long seq) {
+      this(term, leaderId, leaderHttp, prevLogIndex, prevLogTerm, entries, leaderCommit, seq, null);
+    }
+
     @Override
     public String sender() {
       return leaderId;
@@ -104,7 +111,12 @@ public final class RaftNode {
    * the leader sends the next one only then (one chunk in flight per follower).
    */
   public record InstallSnapshot(long term, String leaderId, String leaderHttp, long snapshotIndex, long snapshotTerm,
-                                long offset, byte[] data, boolean done) implements RaftMessage {
+                                long offset, byte[] data, boolean done, String leaderAddress) implements RaftMessage {
+    public InstallSnapshot(long term, String leaderId, String leaderHttp, long snapshotIndex, long snapshotTerm,
+                           long offset, byte[] data, boolean done) {
+      this(term, leaderId, leaderHttp, snapshotIndex, snapshotTerm, offset, data, done, null);
+    }
+
     @Override
     public String sender() {
       return leaderId;

@@ -141,6 +141,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       out.l(m.term()).s(m.leaderId()).ns(m.leaderHttp()).l(m.prevLogIndex()).l(m.prevLogTerm())
           .l(m.leaderCommit()).l(m.seq());
       entries(out, m.entries());
+      out.ns(m.leaderAddress());
     } else if (o instanceof RaftNode.AppendReply m) {
       out.l(m.term()).l(m.requestTerm()).s(m.followerId()).ns(m.followerHttp()).bool(m.success())
           .l(m.matchIndex()).l(m.prevLogIndex()).l(m.conflictIndex()).l(m.conflictTerm()).l(m.seq());
@@ -171,7 +172,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       out.s(resolver().toSerializationFormat(m.replyTo())).i(m.hops());
     } else if (o instanceof RaftNode.InstallSnapshot m) {
       out.l(m.term()).s(m.leaderId()).ns(m.leaderHttp()).l(m.snapshotIndex()).l(m.snapshotTerm()).l(m.offset())
-          .bytes(m.data()).bool(m.done());
+          .bytes(m.data()).bool(m.done()).ns(m.leaderAddress());
     } else if (o instanceof RaftNode.InstallSnapshotReply m) {
       out.l(m.term()).s(m.followerId()).l(m.snapshotIndex()).l(m.nextOffset()).bool(m.installed());
     } else if (o instanceof RaftJournal.Compacted e) {
@@ -234,8 +235,10 @@ public final class RaftSerializer extends SerializerWithStringManifest {
           long prevLogTerm = in.l();
           long leaderCommit = in.l();
           long seq = in.l();
-          yield new RaftNode.AppendEntries(term, leaderId, leaderHttp, prevLogIndex, prevLogTerm, entries(in),
-              leaderCommit, seq);
+          List<LogEntry> entries = entries(in);
+          // the leader's Raft address came later: a message of a node without it has none
+          yield new RaftNode.AppendEntries(term, leaderId, leaderHttp, prevLogIndex, prevLogTerm, entries,
+              leaderCommit, seq, in.remaining() == 0 ? null : in.ns());
         }
         case APPEND_REPLY -> new RaftNode.AppendReply(in.l(), in.l(), in.s(), in.ns(), in.bool(), in.l(), in.l(),
             in.l(), in.l(), in.l());
@@ -253,7 +256,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
         case TERM_ADVANCED -> new RaftJournal.TermAdvanced(in.l());
         case VOTE_CAST -> new RaftJournal.VoteCast(in.l(), in.s());
         case INSTALL_SNAPSHOT -> new RaftNode.InstallSnapshot(in.l(), in.s(), in.ns(), in.l(), in.l(), in.l(),
-            in.bytes(), in.bool());
+            in.bytes(), in.bool(), in.remaining() == 0 ? null : in.ns());
         case INSTALL_SNAPSHOT_REPLY -> new RaftNode.InstallSnapshotReply(in.l(), in.s(), in.l(), in.l(), in.bool());
         case COMPACTED -> new RaftJournal.Compacted(in.l(), in.l(), in.remaining() == 0 ? null : membership(in));
         case JOURNAL_STATE -> {
@@ -303,8 +306,15 @@ public final class RaftSerializer extends SerializerWithStringManifest {
    */
   static long appendEntriesHeaderBytes(String leaderId, String leaderHttp) {
     return 1 + CLUSTER_ENVELOPE_BYTES + 8 + stringBytes(leaderId) + (leaderHttp == null ? 1 : 1 + stringBytes(leaderHttp))
-        + 4 * 8 + 5;
+        + 4 * 8 + 5 + MAX_ADDRESS_BYTES;
   }
+
+  /**
+   * The leader's Raft address (host:port) at its largest, as AppendEntries carries it: a presence
+   * byte, a length of up to 2 bytes, a host of up to 253 characters (3 bytes each at most in
+   * modified UTF-8) and ":65535".
+   */
+  static final int MAX_ADDRESS_BYTES = 1 + 2 + 3 * 253 + 6;
 
   /** The encoded size of one log entry, as AppendEntries and the journal write it. */
   static int entryBytes(LogEntry entry) {

@@ -87,6 +87,13 @@ abstract class Role {
   }
 
   private Behavior<RaftNode.Command> receiveOne(RaftNode.Command message) {
+    String leaderAddress = message instanceof RaftNode.AppendEntries ae ? ae.leaderAddress()
+        : message instanceof RaftNode.InstallSnapshot is ? is.leaderAddress() : null;
+    if (leaderAddress != null && !s.peers.isPeer(((RaftNode.RaftMessage) message).sender())) {
+      // a leader of this cluster (its id was checked) that this node's configuration does not name
+      // yet: a member added while this node was down. Its entries bring the configuration.
+      s.peers.learn(((RaftNode.RaftMessage) message).sender(), leaderAddress);
+    }
     if (message instanceof RaftNode.RaftMessage m && !s.peers.isPeer(m.sender())) {
       s.ctx.getLog().debug("Ignoring {} from {}, which is not a member", m.getClass().getSimpleName(), m.sender());
       return Behaviors.same();

@@ -255,6 +255,32 @@ class MembershipClusterTest {
     System.out.println("leadership transfer on an idle in-process cluster: " + millis + " ms");
   }
 
+  /**
+   * A member that was down while a new member was added and made leader hears first from a leader
+   * its own configuration does not name: it must still follow it and catch up (found by
+   * MembershipIT: such a node stayed a candidate for good).
+   */
+  @Test
+  void aMemberThatMissedTheAdditionOfTheNewLeaderFollowsIt() throws Exception {
+    cluster = new InProcessCluster(3);
+    int leader = cluster.awaitLeader(ELECTION);
+    int away = (leader + 1) % 3;
+    cluster.stop(away);
+    int n4 = cluster.addJoiningNode("n4");
+    addVoter(n4);
+    assertEquals("n4", get(cluster.node(leader).transferLeadership("n4")));
+    put(n4, "k", "v");
+    // when: the member that was away comes back, knowing only n1..n3
+    cluster.start(away);
+    // then: it follows n4, learns the configuration, and catches up
+    await().atMost(CHANGE).untilAsserted(() -> {
+      ClusterStatus st = cluster.status(away);
+      assertEquals("n4", st.leaderId());
+      assertEquals(4, voters(st).size());
+    });
+    await().atMost(CHANGE).untilAsserted(() -> assertEquals(cluster.contents(n4), cluster.contents(away)));
+  }
+
   @Test
   void aTransferToAVoterThatCannotWinIsAbortedAndWritesResume() throws Exception {
     cluster = new InProcessCluster(3);

@@ -87,6 +87,7 @@ class RaftSerializerTest {
     return List.of(
         new RaftNode.AppendEntries(3, "n1", "127.0.0.1:8081", 0, 0, entries, 7, 99),
         new RaftNode.AppendEntries(3, "n1", null, 41, 2, List.of(), 40, Long.MAX_VALUE),
+        new RaftNode.AppendEntries(3, "n1", null, 41, 2, List.of(), 40, 7, "127.0.0.1:2552"),
         new RaftNode.AppendReply(3, 3, "n2", "127.0.0.1:8082", true, 9, 0, 0, 0, 99),
         new RaftNode.AppendReply(4, 3, "n2", null, false, 0, 12, 5, -1, 100),
         new RaftNode.RequestVote(5, "n3", 12, 4),
@@ -260,8 +261,10 @@ class RaftSerializerTest {
         sum += RaftSerializer.entryBytes(e);
         for (String http : new String[] {null, "127.0.0.1:8081", "\u4e3b\u6a5f.example:8081"}) {
           // as it travels: in the envelope that tags it with the cluster id
+          // with the leader's Raft address at its largest (a 253-character host of 3-byte characters)
+          String address = "\u4e3b".repeat(253) + ":65535";
           int encoded = serializer.toBinary(new RaftNode.FromCluster(Long.MIN_VALUE, new RaftNode.AppendEntries(
-              Long.MAX_VALUE, "n\u00e9", http, 1, 1, entries, 0, 1))).length;
+              Long.MAX_VALUE, "n\u00e9", http, 1, 1, entries, 0, 1, address))).length;
           long bound = RaftSerializer.appendEntriesHeaderBytes("n\u00e9", http) + sum;
           assertTrue(encoded <= bound && encoded >= bound - 4, encoded + " bytes, bound " + bound);
         }
