@@ -72,7 +72,7 @@ public final class Restore {
   public static Restored restore(Path backup, Path dataDir, String id, List<Peer> peers, String token) {
     Objects.requireNonNull(backup, "backup");
     Objects.requireNonNull(dataDir, "dataDir");
-    if (id == null || !id.matches("[A-Za-z0-9_.-]{1,64}")) {
+    if (!Peer.isValidId(id)) {
       throw new IllegalArgumentException("--id must be a name of 1 to 64 letters, digits, '.', '_' or '-'");
     }
     if (peers == null || peers.stream().noneMatch(p -> p.id().equals(id))) {

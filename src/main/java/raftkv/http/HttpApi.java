@@ -443,12 +443,11 @@ public final class HttpApi {
   // ---- membership (API.md §5): POST /v1/cluster/members, .../{id}/promote, DELETE .../{id},
   // POST /v1/cluster/leadership-transfer. Each changes the cluster: a timeout is a 504.
 
-  private static final java.util.regex.Pattern MEMBER_ID = java.util.regex.Pattern.compile("[A-Za-z0-9_.-]{1,64}");
   private static final java.util.Set<String> ADD_MEMBER_FIELDS = java.util.Set.of("id", "address", "httpAddress", "learner");
 
   /** {@code id} from the path, or 400. */
   private static String memberId(String id) {
-    if (!MEMBER_ID.matcher(id).matches()) {
+    if (!raftkv.raft.Peer.isValidId(id)) {
       throw ApiError.badRequest("a member id is 1 to 64 letters, digits, '.', '_' or '-'");
     }
     return id;
@@ -541,19 +540,14 @@ public final class HttpApi {
 
   /** Checks host:port, port 1..65535, else 400. */
   private static void hostPort(String value, String field) {
-    int colon = value.lastIndexOf(':');
-    int port = -1;
-    if (colon > 0 && colon < value.length() - 1 && value.length() <= 260) {
-      try {
-        port = Integer.parseInt(value.substring(colon + 1));
-      } catch (NumberFormatException e) {
-        port = -1;
-      }
+    try {
+      raftkv.raft.Peer.at("-", value);
+    } catch (IllegalArgumentException e) {
+      throw ApiError.badRequest(field + ": " + e.getMessage());
     }
-    if (port < 1 || port > 65535 || value.substring(0, Math.max(colon, 0)).isBlank()
-        || value.chars().anyMatch(c -> c <= ' ' || c == '/' || c == '@')) {
+    if (value.length() > 260 || value.chars().anyMatch(c -> c <= ' ' || c == '/' || c == '@')) {
       throw ApiError.badRequest(field + " '" + (value.length() > 80 ? value.substring(0, 80) + "..." : value)
-          + "' is not host:port with a port in 1..65535");
+          + "' is not host:port: a host has no spaces, '/' or '@' and at most 253 characters");
     }
   }
 

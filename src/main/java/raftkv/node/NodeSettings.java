@@ -50,7 +50,7 @@ public record NodeSettings(String id, String host, int raftPort, int httpPort, P
   public static NodeSettings fromConfig(Config root) {
     Config c = root.getConfig("raftkv.node");
     String id = c.getString("id");
-    if (id.isBlank() || !id.matches("[A-Za-z0-9_.-]{1,64}")) {
+    if (id.isBlank() || !Peer.isValidId(id)) {
       throw new IllegalArgumentException("--id must be a name of 1 to 64 letters, digits, '.', '_' or '-'"
           + (id.isBlank() ? "" : ", not '" + (id.length() > 64 ? id.substring(0, 64) + "..." : id) + "'"));
     }

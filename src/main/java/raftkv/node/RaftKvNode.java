@@ -186,22 +186,17 @@ public final class RaftKvNode implements RaftKv {
   @Override
   public CompletionStage<List<ClusterStatus.Member>> addMember(String id, String address, String httpAddress,
                                                              boolean learner) {
-    int colon = address == null ? -1 : address.lastIndexOf(':');
-    int port;
-    try {
-      port = colon <= 0 ? -1 : Integer.parseInt(address.substring(colon + 1));
-    } catch (NumberFormatException e) {
-      port = -1;
-    }
-    if (port < 1 || port > 65535) {
-      return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.BAD_REQUEST,
-          "address '" + address + "' is not host:port with a port in 1..65535"));
-    }
-    if (id == null || !id.matches("[A-Za-z0-9_.-]{1,64}")) {
+    if (!raftkv.raft.Peer.isValidId(id)) {
       return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.BAD_REQUEST,
           "a member id is 1 to 64 letters, digits, '.', '_' or '-'"));
     }
-    return changeMembership(new RaftNode.AddMember(id, address.substring(0, colon), port, httpAddress, learner));
+    raftkv.raft.Peer peer;
+    try {
+      peer = raftkv.raft.Peer.at(id, address);
+    } catch (IllegalArgumentException e) {
+      return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.BAD_REQUEST, e.getMessage()));
+    }
+    return changeMembership(new RaftNode.AddMember(id, peer.host(), peer.port(), httpAddress, learner));
   }
 
   @Override

@@ -260,17 +260,13 @@ final class Leader extends Role {
       return new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE, "leadership is being handed to " + transferTo
           + "; nothing changed, retry shortly");
     }
-    if (s.commitIndex < noOpIndex) {
-      return new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE,
-          "the leader has not committed its first entry of term " + s.currentTerm + " yet; nothing changed, retry shortly");
-    }
     if (s.log.membershipIndex() > s.commitIndex) {
       return conflict("another membership change (at index " + s.log.membershipIndex() + ") is not committed yet");
     }
     long now = System.nanoTime();
     if (change instanceof RaftNode.AddMember a) {
       {
-        if (!a.id().matches("[A-Za-z0-9_.-]{1,64}")) {
+        if (!Peer.isValidId(a.id())) {
           return new RaftNode.Failed(RaftNode.ErrorKind.BAD_REQUEST,
               "a member id is 1 to 64 letters, digits, '.', '_' or '-'");
         }
@@ -391,11 +387,6 @@ final class Leader extends Role {
   private void onTransferLeadership(RaftNode.TransferLeadership t) {
     if (transferTo != null) {
       t.replyTo().tell(conflict("a leadership transfer to " + transferTo + " is in progress"));
-      return;
-    }
-    if (s.commitIndex < noOpIndex) {
-      t.replyTo().tell(new RaftNode.Failed(RaftNode.ErrorKind.UNAVAILABLE,
-          "the leader has not committed its first entry of term " + s.currentTerm + " yet; retry shortly"));
       return;
     }
     String target = t.to();

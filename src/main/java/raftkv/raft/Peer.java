@@ -14,6 +14,35 @@ public record Peer(String id, String host, int port) implements CborSerializable
     return host + ":" + port;
   }
 
+  /** What a node id may be: 1 to 64 letters, digits, '.', '_' or '-'. */
+  public static final java.util.regex.Pattern ID = java.util.regex.Pattern.compile("[A-Za-z0-9_.-]{1,64}");
+
+  /** Whether {@code id} is a well-formed node id ({@link #ID}). */
+  public static boolean isValidId(String id) {
+    return id != null && ID.matcher(id).matches();
+  }
+
+  /**
+   * Member {@code id} at {@code address} ({@code host:port}, port 1..65535); throws
+   * IllegalArgumentException with a one-line reason when the address is malformed.
+   */
+  public static Peer at(String id, String address) {
+    int colon = address == null ? -1 : address.lastIndexOf(':');
+    int port = -1;
+    if (colon > 0 && colon < address.length() - 1) {
+      try {
+        port = Integer.parseInt(address.substring(colon + 1));
+      } catch (NumberFormatException e) {
+        port = -1;
+      }
+    }
+    if (port < 1 || port > 65535 || address.substring(0, colon).isBlank()) {
+      throw new IllegalArgumentException("address '" + (address != null && address.length() > 80
+          ? address.substring(0, 80) + "..." : address) + "' is not host:port with a port in 1..65535");
+    }
+    return new Peer(id, address.substring(0, colon), port);
+  }
+
   /**
    * Parses {@code n1@127.0.0.1:2552,n2@127.0.0.1:2553}; throws IllegalArgumentException with a
    * one-line reason on any malformed, duplicate or out-of-range element.

@@ -67,17 +67,15 @@ final class Peers {
    * latest configuration, which it may not have yet). False when the address is malformed.
    */
   boolean learn(String id, String address) {
-    int colon = address == null ? -1 : address.lastIndexOf(':');
-    if (id.equals(selfId) || colon <= 0) {
+    if (id.equals(selfId)) {
       return false;
     }
-    int port;
+    Peer p;
     try {
-      port = Integer.parseInt(address.substring(colon + 1));
-    } catch (NumberFormatException e) {
+      p = Peer.at(id, address);
+    } catch (IllegalArgumentException e) {
       return false;
     }
-    Peer p = new Peer(id, address.substring(0, colon), port);
     learned.put(id, p);
     refs.put(id, resolver.resolveActorRef("akka://" + systemName + "@" + p.host() + ":" + p.port() + "/system/raftkv"));
     addresses.put(id, p.address());

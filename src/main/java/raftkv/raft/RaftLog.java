@@ -69,11 +69,6 @@ public final class RaftLog {
     return k == null ? -1 : k;
   }
 
-  /** Whether the log holds a Config entry after {@code index}. */
-  public boolean hasConfigAfter(long index) {
-    return configs.higherKey(index) != null;
-  }
-
   /**
    * Every configuration this log knows, by the index it took effect at: the base at {@link
    * #snapshotIndex()}, then each Config entry (for a snapshot written at an index of the caller's

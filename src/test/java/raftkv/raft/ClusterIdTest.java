@@ -47,6 +47,24 @@ class ClusterIdTest {
     systems.close();
   }
 
+  /** A probe that gets whatever is sent to {@code system}'s Raft actor ({@code /system/raftkv}). */
+  private static TestProbe<RaftNode.Command> raftActorProbe(ActorSystem<Void> system) {
+    TestProbe<RaftNode.Command> probe = TestProbe.create(system);
+    system.systemActorOf(Behaviors.<RaftNode.Command>receiveMessage(m -> {
+      probe.ref().tell(m);
+      return Behaviors.same();
+    }), "raftkv", Props.empty());
+    return probe;
+  }
+
+  /** The ActorSystem of the real node, its journal in the test's dir. */
+  private ActorSystem<Void> nodeSystem() {
+    return systems.start("""
+        raftkv.journal.dir = "%s"
+        raftkv.snapshot-store.dir = "%s"
+        """.formatted(dir.resolve("journal"), dir.resolve("snapshots")));
+  }
+
   private long refusals() {
     synchronized (logged.list) {
       return logged.list.stream().filter(e -> e.getFormattedMessage().contains("refuses Raft messages")).count();
@@ -59,15 +77,8 @@ class ClusterIdTest {
     ((Logger) LoggerFactory.getLogger(Logger.ROOT_LOGGER_NAME)).addAppender(logged);
     // given: n1 of cluster OURS; n2, a probe that gets whatever n1 sends it, envelope included
     ActorSystem<Void> peerSystem = systems.start("");
-    TestProbe<RaftNode.Command> n2 = TestProbe.create(peerSystem);
-    peerSystem.systemActorOf(Behaviors.<RaftNode.Command>receiveMessage(m -> {
-      n2.ref().tell(m);
-      return Behaviors.same();
-    }), "raftkv", Props.empty());
-    ActorSystem<Void> nodeSystem = systems.start("""
-        raftkv.journal.dir = "%s"
-        raftkv.snapshot-store.dir = "%s"
-        """.formatted(dir.resolve("journal"), dir.resolve("snapshots")));
+    TestProbe<RaftNode.Command> n2 = raftActorProbe(peerSystem);
+    ActorSystem<Void> nodeSystem = nodeSystem();
     List<Peer> voters = List.of(
         new Peer("n1", "127.0.0.1", nodeSystem.address().getPort().get()),
         new Peer("n2", "127.0.0.1", peerSystem.address().getPort().get()),
@@ -122,15 +133,8 @@ class ClusterIdTest {
   @Test
   void aJoiningNodeTakesTheIdOfTheFirstLeaderAmongItsContactsOnly() throws Exception {
     ActorSystem<Void> peerSystem = systems.start("");
-    TestProbe<RaftNode.Command> n1 = TestProbe.create(peerSystem);
-    peerSystem.systemActorOf(Behaviors.<RaftNode.Command>receiveMessage(m -> {
-      n1.ref().tell(m);
-      return Behaviors.same();
-    }), "raftkv", Props.empty());
-    ActorSystem<Void> nodeSystem = systems.start("""
-        raftkv.journal.dir = "%s"
-        raftkv.snapshot-store.dir = "%s"
-        """.formatted(dir.resolve("journal"), dir.resolve("snapshots")));
+    TestProbe<RaftNode.Command> n1 = raftActorProbe(peerSystem);
+    ActorSystem<Void> nodeSystem = nodeSystem();
     java.util.concurrent.atomic.AtomicLong stored = new java.util.concurrent.atomic.AtomicLong();
     java.util.concurrent.atomic.AtomicInteger stores = new java.util.concurrent.atomic.AtomicInteger();
     Peer contact = new Peer("n1", "127.0.0.1", peerSystem.address().getPort().get());
