@@ -94,6 +94,16 @@ public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps) {
       if (range.limit() < 0) {
         throw badRequest("limit is " + range.limit() + ", it must be 0 (no limit) or more");
       }
+    } else if (query instanceof KvQuery.History history) {
+      if (history.key() == null) {
+        throw badRequest("the key is missing");
+      }
+      if (!history.prefix() || !history.key().isEmpty()) {
+        checkKey(history.key(), history.prefix() ? "prefix" : "key");
+      }
+      if (history.fromRevision() < 1) {
+        throw badRequest("fromRevision is " + history.fromRevision() + ", it must be 1 or more");
+      }
     }
   }
 

@@ -90,5 +90,19 @@ public interface RaftKv {
     return CompletableFuture.failedFuture(new UnsupportedOperationException(getClass().getSimpleName() + " does not do " + what));
   }
 
+  /**
+   * Watches a key, or the keys under a prefix (API.md §4), from this node's applied state: the
+   * stage completes with a stream of one {@link WatchMessage.Change} per revision that touched the
+   * watched keys, in revision order, with none missing, starting at {@code request.fromRevision()}
+   * (0: after the current revision); {@link WatchMessage.Progress} when caught up and nothing
+   * matched for a while; and, when the watcher fell behind the history's compaction, one {@link
+   * WatchMessage.Compacted} that ends it. Ordered and gap-free, but not linearizable: a follower may
+   * be behind the leader. The stage fails with COMPACTED when {@code fromRevision} is no longer in
+   * the history, BAD_REQUEST for a malformed request. Cancelling the stream ends the watch.
+   */
+  default CompletionStage<akka.stream.javadsl.Source<WatchMessage, akka.NotUsed>> watch(WatchRequest request) {
+    return unsupported("watches");
+  }
+
   enum Consistency { LINEARIZABLE, SERIALIZABLE }
 }

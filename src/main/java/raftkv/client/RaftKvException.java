@@ -15,17 +15,36 @@ public final class RaftKvException extends RuntimeException {
     /** The member (or key) named does not exist; nothing changed. */
     NOT_FOUND,
     /** Refused in the cluster's present state (API.md §6: a membership change while another is pending, a learner not caught up); nothing changed. */
-    CONFLICT
+    CONFLICT,
+    /** A watch asked for revisions that compaction removed from the history: see {@link #compactRevision()}. */
+    COMPACTED
   }
 
   private final Kind kind;
+  private final long compactRevision;
 
   public RaftKvException(Kind kind, String message) {
+    this(kind, message, 0);
+  }
+
+  private RaftKvException(Kind kind, String message, long compactRevision) {
     super(message, null, false, false);
     this.kind = kind;
+    this.compactRevision = compactRevision;
+  }
+
+  /** A watch from a revision the history no longer holds: the newest revision gone is {@code compactRevision}. */
+  public static RaftKvException compacted(long compactRevision, long fromRevision) {
+    return new RaftKvException(Kind.COMPACTED, "revision " + fromRevision + " is compacted: the history starts after "
+        + "revision " + compactRevision + "; read the current state and watch from its revision + 1", compactRevision);
   }
 
   public Kind kind() {
     return kind;
+  }
+
+  /** For {@link Kind#COMPACTED}: the newest revision that compaction removed. */
+  public long compactRevision() {
+    return compactRevision;
   }
 }

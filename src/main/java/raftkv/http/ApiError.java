@@ -20,13 +20,25 @@ final class ApiError extends RuntimeException {
 
   private final StatusCode status;
   private final String code;
-  private final Long modRevision;
+  /** A number the body carries beside the message ({@code modRevision} of a 412, {@code compactRevision} of a 410), or null. */
+  private final String field;
+  private final Long value;
 
   private ApiError(StatusCode status, String code, String message, Long modRevision) {
+    this(status, code, message, modRevision == null ? null : "modRevision", modRevision);
+  }
+
+  private ApiError(StatusCode status, String code, String message, String field, Long value) {
     super(message, null, false, false);
     this.status = status;
     this.code = code;
-    this.modRevision = modRevision;
+    this.field = field;
+    this.value = value;
+  }
+
+  /** 410: a watch from a revision that compaction removed; the body names {@code compactRevision}. */
+  static ApiError compacted(String message, long compactRevision) {
+    return new ApiError(StatusCodes.GONE, "compacted", message, "compactRevision", compactRevision);
   }
 
   /** 400: a malformed key, body, JSON, header or parameter; nothing was applied. */
@@ -90,11 +102,11 @@ final class ApiError extends RuntimeException {
     return code;
   }
 
-  /** The JSON response: {@code {"error","message"}}, plus {@code modRevision} for a 412. */
+  /** The JSON response: {@code {"error","message"}}, plus {@code modRevision} for a 412 and {@code compactRevision} for a 410. */
   HttpResponse toResponse() {
     HttpResponse response = HttpResponse.create()
         .withStatus(status)
-        .withEntity(Json.error(code, getMessage(), modRevision));
+        .withEntity(Json.error(code, getMessage(), field, value));
     return status.intValue() == 503 ? response.withHeaders(List.of(RETRY_AFTER)) : response;
   }
 }

@@ -36,6 +36,8 @@ import akka.stream.Materializer;
 import akka.stream.javadsl.Source;
 import akka.stream.javadsl.StreamConverters;
 import akka.util.ByteString;
+import akka.http.javadsl.model.MediaTypes;
+import raftkv.client.WatchRequest;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import raftkv.client.RaftKv;
@@ -56,6 +58,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.OptionalLong;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
@@ -113,6 +116,8 @@ public final class HttpApi {
   private static final int DEFAULT_MAX_JSON_DEPTH = 64;
   /** Segments before the key in {@code /v1/kv/{key}}. */
   private static final int KEY_PATH_SEGMENTS = 2;
+  /** At most this many watch messages that are ready together go out in one chunk. */
+  private static final int WATCH_CHUNK_MESSAGES = 256;
   private static final String KEY_PATH_PREFIX = "/v1/kv/";
   private static final String CLIENT_TIMEOUT_SETTING = "raftkv.client.request-timeout";
   /** How long a backup may take to start when {@code raftkv.client.request-timeout} is not configured. */
@@ -216,6 +221,7 @@ public final class HttpApi {
             put(() -> putKey(request)),
             delete(() -> deleteKey(request))))),
         path("txn", () -> post(() -> extractRequest(this::txn))),
+        pathPrefix(segment("watch"), () -> get(() -> extractRequest(this::watch))),
         path(segment("cluster").slash("status"), () -> get(this::status)),
         path(segment("cluster").slash("snapshot"), () -> post(this::snapshot)),
         path(segment("cluster").slash("backup"), () -> get(() -> extractRequest(this::backup))),
@@ -289,6 +295,54 @@ public final class HttpApi {
         }
         return HttpResponse.create().withEntity(Json.range(done));
       });
+    });
+  }
+
+  // ---- GET /v1/watch/{key}?prefix=true&fromRevision=R&prevKv=true (API.md §4)
+
+  /**
+   * A watch as Server-Sent Events: one message per revision ({@code id: R}, {@code event: change},
+   * data the revision's events as a JSON array), {@code event: progress} when caught up and idle,
+   * {@code event: compacted} (the last) when the watcher fell behind compaction. {@code
+   * Last-Event-ID} resumes after that revision and wins over {@code fromRevision}. A revision no
+   * longer in the history is a 410 before the stream starts. Messages that are ready together go
+   * out in one chunk.
+   */
+  private Route watch(HttpRequest request) {
+    return respond(Call.READ, () -> {
+      RequestTarget target = RequestTarget.of(request);
+      String path = request.getUri().path();
+      if (!path.equals("/v1/watch") && !path.startsWith("/v1/watch/")) {
+        throw ApiError.notFound("no endpoint has this path");
+      }
+      String key = target.pathAfter(2, "the key");
+      boolean prefix = flag(target.param("prefix"), "prefix");
+      if (key.isEmpty() && !prefix) {
+        throw ApiError.badRequest("the key is empty: the path must be /v1/watch/{key}, or /v1/watch/{prefix}?prefix=true"
+            + " (an empty prefix watches every key)");
+      }
+      boolean prevKv = flag(target.param("prevKv"), "prevKv");
+      long from = 0;
+      String fromRevision = target.param("fromRevision");
+      if (fromRevision != null) {
+        from = nonNegative(fromRevision);
+        if (from < 1) {
+          throw ApiError.badRequest("fromRevision must be a revision (a whole number from 1), not " + quote(fromRevision));
+        }
+      }
+      Optional<HttpHeader> lastEventId = request.getHeader("Last-Event-ID");
+      if (lastEventId.isPresent()) {
+        String id = lastEventId.get().value().trim();
+        long last = nonNegative(id);
+        if (last < 0 || last == Long.MAX_VALUE) {
+          throw ApiError.badRequest("Last-Event-ID must be a revision (a whole number), not " + quote(id));
+        }
+        from = last + 1; // resumes after it, and wins over fromRevision
+      }
+      return kv.watch(new WatchRequest(key, prefix, from, prevKv)).thenApply(source -> HttpResponse.create()
+          .withEntity(HttpEntities.create(MediaTypes.TEXT_EVENT_STREAM.toContentType(),
+              source.map(Json::sse).batch(WATCH_CHUNK_MESSAGES, bytes -> bytes, ByteString::concat)))
+          .addHeader(RawHeader.create("Cache-Control", "no-cache")));
     });
   }
 
@@ -851,6 +905,7 @@ public final class HttpApi {
         case UNAVAILABLE -> ApiError.unavailable(message != null ? message : "no leader is reachable");
         case NOT_FOUND -> ApiError.notFound(message != null ? message : "not found");
         case CONFLICT -> ApiError.conflict(message != null ? message : "refused in the cluster's present state");
+        case COMPACTED -> ApiError.compacted(message, e.compactRevision());
         case TIMEOUT -> call == Call.INFO
             ? ApiError.unavailable(message != null ? message : "the node did not answer in time")
             : ApiError.timeout(message != null ? message : "the request was not confirmed in time, its outcome is unknown");

@@ -20,6 +20,9 @@ import raftkv.kv.KvResult;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import akka.util.ByteString;
+import raftkv.client.WatchMessage;
+import raftkv.kv.Event;
 import java.util.Base64;
 import java.util.List;
 
@@ -88,13 +91,13 @@ final class Json {
   }
 
   /** {@code {"error":code,"message":message}}, plus {@code "modRevision"} when it is not null. */
-  static HttpEntity.Strict error(String code, String message, Long modRevision) {
+  static HttpEntity.Strict error(String code, String message, String field, Long value) {
     return entity(json -> {
       json.writeStartObject();
       json.writeStringField("error", code);
       json.writeStringField("message", message);
-      if (modRevision != null) {
-        json.writeNumberField("modRevision", modRevision);
+      if (field != null && value != null) {
+        json.writeNumberField(field, value);
       }
       json.writeEndObject();
     });
@@ -176,18 +179,62 @@ final class Json {
    */
   static void keyValue(JsonGenerator json, KeyValue kv) throws IOException {
     json.writeStartObject();
+    keyValueFields(json, kv);
+    json.writeEndObject();
+  }
+
+  /** The fields of {@link #keyValue}; a deletion's key (no value, version 0) has no value field. */
+  private static void keyValueFields(JsonGenerator json, KeyValue kv) throws IOException {
     json.writeStringField("key", kv.key());
-    byte[] value = kv.value() == null ? NO_BYTES : kv.value();
-    String text = Utf8.decodeOrNull(value);
-    if (text != null) {
-      json.writeStringField("value", text);
-    } else {
-      json.writeStringField("valueBase64", Base64.getEncoder().encodeToString(value));
+    if (kv.value() != null || kv.version() > 0) {
+      byte[] value = kv.value() == null ? NO_BYTES : kv.value();
+      String text = Utf8.decodeOrNull(value);
+      if (text != null) {
+        json.writeStringField("value", text);
+      } else {
+        json.writeStringField("valueBase64", Base64.getEncoder().encodeToString(value));
+      }
     }
     json.writeNumberField("createRevision", kv.createRevision());
     json.writeNumberField("modRevision", kv.modRevision());
     json.writeNumberField("version", kv.version());
-    json.writeEndObject();
+  }
+
+  /**
+   * One Server-Sent Events message of a watch (API.md §4): a change ({@code id: R}, {@code event:
+   * change}, data the revision's events as one JSON array), a progress ({@code id: R}, data {@code
+   * {}}) or the final compacted message (no id, data {@code {"compactRevision":C}}).
+   */
+  static ByteString sse(WatchMessage message) {
+    if (message instanceof WatchMessage.Progress p) {
+      return ByteString.fromString("id: " + p.revision() + "\nevent: progress\ndata: {}\n\n");
+    } else if (message instanceof WatchMessage.Compacted c) {
+      return ByteString.fromString("event: compacted\ndata: {\"compactRevision\":" + c.compactRevision() + "}\n\n");
+    }
+    WatchMessage.Change change = (WatchMessage.Change) message;
+    ByteArrayBuilder out = new ByteArrayBuilder(256);
+    try {
+      out.write(("id: " + change.revision() + "\nevent: change\ndata: ").getBytes(StandardCharsets.US_ASCII));
+      try (JsonGenerator json = FACTORY.createGenerator(out)) {
+        json.writeStartArray();
+        for (Event e : change.events().events()) {
+          json.writeStartObject();
+          json.writeStringField("type", e.type() == Event.Type.PUT ? "put" : "delete");
+          keyValueFields(json, e.kv());
+          if (e.prevKv() != null) {
+            json.writeFieldName("prevKv");
+            keyValue(json, e.prevKv());
+          }
+          json.writeEndObject();
+        }
+        json.writeEndArray();
+      }
+      out.write('\n');
+      out.write('\n');
+    } catch (IOException e) {
+      throw new UncheckedIOException("writing JSON to memory failed", e);
+    }
+    return ByteString.fromArrayUnsafe(out.toByteArray());
   }
 
   /** POST /v1/cluster/snapshot (API.md §5). */

@@ -34,6 +34,7 @@ public final class KvCodec {
 
   private static final byte QUERY_GET = 1;
   private static final byte QUERY_RANGE = 2;
+  private static final byte QUERY_HISTORY = 3;
 
   private static final byte PUT_DONE = 1;
   private static final byte DELETE_DONE = 2;
@@ -41,6 +42,10 @@ public final class KvCodec {
   private static final byte PRECONDITION_FAILED = 4;
   private static final byte GET_DONE = 5;
   private static final byte RANGE_DONE = 6;
+  private static final byte HISTORY_DONE = 7;
+
+  private static final byte EVENT_PUT = 0;
+  private static final byte EVENT_DELETE = 1;
 
   /** Results nest only in a TxnDone, one level deep; a deeper nesting is refused before it can overflow the stack. */
   private static final int MAX_RESULT_DEPTH = 4;
@@ -228,6 +233,8 @@ public final class KvCodec {
       out.b(QUERY_GET).s(g.key());
     } else if (query instanceof KvQuery.Range r) {
       out.b(QUERY_RANGE).ns(r.prefix()).ns(r.after()).i4(r.limit());
+    } else if (query instanceof KvQuery.History h) {
+      out.b(QUERY_HISTORY).s(h.key()).bool(h.prefix()).l(h.fromRevision()).i4(h.maxRevisions());
     } else {
       throw new IllegalArgumentException("unknown query " + query);
     }
@@ -245,6 +252,7 @@ public final class KvCodec {
     KvQuery query = switch (kind) {
       case QUERY_GET -> new KvQuery.Get(in.s());
       case QUERY_RANGE -> new KvQuery.Range(in.ns(), in.ns(), in.i4());
+      case QUERY_HISTORY -> new KvQuery.History(in.s(), in.bool(), in.l(), in.i4());
       default -> throw in.corrupt("unknown query kind " + kind);
     };
     in.end();
@@ -302,6 +310,12 @@ public final class KvCodec {
         keyValue(out, kv);
       }
       out.bool(r.more());
+    } else if (result instanceof KvResult.HistoryDone h) {
+      out.b(HISTORY_DONE).l(h.compactRevision()).l(h.scannedTo()).l(h.revision()).i(h.events().size());
+      for (RevisionEvents r : h.events()) {
+        out.l(r.revision());
+        events(out, r.events());
+      }
     } else {
       throw new IllegalArgumentException("unknown result " + result);
     }
@@ -336,6 +350,17 @@ public final class KvCodec {
         }
         yield new KvResult.RangeDone(revision, List.of(kvs), in.bool());
       }
+      case HISTORY_DONE -> {
+        long compact = in.l();
+        long scannedTo = in.l();
+        long revision = in.l();
+        int n = in.count();
+        RevisionEvents[] revisions = new RevisionEvents[n];
+        for (int i = 0; i < n; i++) {
+          revisions[i] = new RevisionEvents(in.l(), events(in));
+        }
+        yield new KvResult.HistoryDone(compact, scannedTo, revision, List.of(revisions));
+      }
       default -> throw in.corrupt("unknown result kind " + kind);
     };
   }
@@ -346,6 +371,59 @@ public final class KvCodec {
 
   private static KeyValue keyValue(In in) {
     return new KeyValue(in.s(), in.nbytes(), in.l(), in.l(), in.l(), in.l());
+  }
+
+  /** Events: their count, then each one's type, its KeyValue, and its prevKv when present. */
+  private static void events(Out out, List<Event> events) {
+    out.i(events.size());
+    for (Event e : events) {
+      keyValue(out.b(e.type() == Event.Type.PUT ? EVENT_PUT : EVENT_DELETE), e.kv());
+      if (e.prevKv() == null) {
+        out.bool(false);
+      } else {
+        keyValue(out.bool(true), e.prevKv());
+      }
+    }
+  }
+
+  private static List<Event> events(In in) {
+    int n = in.count();
+    Event[] events = new Event[n];
+    for (int i = 0; i < n; i++) {
+      byte type = in.b();
+      if (type != EVENT_PUT && type != EVENT_DELETE) {
+        throw in.corrupt("unknown event type " + type);
+      }
+      KeyValue kv = keyValue(in);
+      events[i] = new Event(type == EVENT_PUT ? Event.Type.PUT : Event.Type.DELETE, kv, in.bool() ? keyValue(in) : null);
+    }
+    return List.of(events);
+  }
+
+  /**
+   * A revision's record in the store's history: the codec's version byte, the time stamped into the entry
+   * that made it (milliseconds), then its events as a result carries them.
+   */
+  static byte[] encodeHistoryRecord(long time, List<Event> events) {
+    Out out = new Out(64);
+    out.b(VERSION).l(time);
+    events(out, events);
+    return out.toBytes();
+  }
+
+  /** The time of a history record, reading nothing else. */
+  static long historyRecordTime(byte[] record) {
+    In in = In.open(record, "history record");
+    return in.l();
+  }
+
+  /** The events of a history record. */
+  static List<Event> decodeHistoryRecord(byte[] record) {
+    In in = In.open(record, "history record");
+    in.l();
+    List<Event> events = events(in);
+    in.end();
+    return events;
   }
 
   // ---------------------------------------------------------------- primitives

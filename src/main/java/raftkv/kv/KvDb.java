@@ -71,7 +71,9 @@ public final class KvDb implements AutoCloseable {
   /** First int of the meta record: "RKVM". */
   static final int META_MAGIC = 0x524B564D;
   /** The layout of the records and of the meta record this build writes and reads. */
-  static final int META_FORMAT = 1;
+  static final int META_FORMAT = 2;
+  /** Format 1 (before watches): no history, compact revision and time; read, and written as 2 from then on. */
+  static final int META_FORMAT_1 = 1;
   /** First int of a {@link View#writeTo} stream: "RKVD". */
   static final int STREAM_MAGIC = 0x524B5644;
   static final int STREAM_FORMAT = 1;
@@ -79,9 +81,16 @@ public final class KvDb implements AutoCloseable {
   static final int STREAM_END = 0x524B5645;
 
   private static final byte DATA = 'k';
+  /** History records: {@code 'h'} + the revision as 8 bytes big-endian. */
+  private static final byte HISTORY = 'h';
+  /** A commit deletes at most this many history records, so that a change of retention cannot make one huge write. */
+  static final int MAX_COMPACT_STEP = 10_000;
+  /** A history read collects at most about this many bytes of keys and values. */
+  static final int MAX_HISTORY_READ_BYTES = 1 << 20;
   private static final byte[] META_KEY = {'m'};
   private static final byte[] DATA_START = {DATA};
-  private static final int META_BYTES = 4 + 4 + 4 * 8;
+  private static final int META_BYTES_1 = 4 + 4 + 4 * 8;
+  private static final int META_BYTES = 4 + 4 + 6 * 8;
 
   private static final String RESTORING = ".restoring";
   private static final String OLD = ".old";
@@ -102,14 +111,39 @@ public final class KvDb implements AutoCloseable {
   private volatile long appliedTerm;
   private volatile long revision;
   private volatile long keyCount;
+  /** The newest revision no longer in the history: the history holds (compactRevision, revision]. */
+  private volatile long compactRevision;
+  /** The time stamped into the last entry applied (ms), never going back: what history retention counts from. */
+  private long time;
+  private final Retention retention;
+  /** The time of history record {@code oldestTimeOf}, cached so that a commit does not read it again. */
+  private long oldestTime;
+  private long oldestTimeOf = -1;
   /** Counts commits and restores; a batch begun before either cannot commit after it. */
   private long generation;
   private boolean closed;
 
-  private KvDb(Path dir, Handle handle, Meta meta) {
+  private KvDb(Path dir, Handle handle, Meta meta, Retention retention) {
     this.dir = dir;
     this.handle = handle;
+    this.retention = retention;
     adopt(meta);
+  }
+
+  /**
+   * How much history of changes a database keeps for watches: a revision leaves the history once
+   * more than {@code revisions} newer ones exist, or once it is older than {@code millis} by the
+   * time stamped into the entries (0: no limit by time).
+   */
+  public record Retention(long revisions, long millis) {
+    public static final Retention DEFAULT = new Retention(100_000, 3_600_000);
+
+    public Retention {
+      if (revisions < 1 || millis < 0) {
+        throw new IllegalArgumentException("history retention needs at least 1 revision and a time of 0 or more, not "
+            + revisions + " revisions and " + millis + " ms");
+      }
+    }
   }
 
   /**
@@ -122,6 +156,11 @@ public final class KvDb implements AutoCloseable {
    *     foreign meta record), a database LevelDB reports corrupt, or one in use
    */
   public static KvDb open(Path dir) {
+    return open(dir, Retention.DEFAULT);
+  }
+
+  /** As {@link #open(Path)}, keeping history as {@code retention} says. */
+  public static KvDb open(Path dir, Retention retention) {
     Path at = dir.toAbsolutePath().normalize();
     try {
       if (at.getParent() != null) {
@@ -130,7 +169,7 @@ public final class KvDb implements AutoCloseable {
       finishInterruptedRestore(at);
       Handle handle = new Handle(openLevelDb(at));
       try {
-        return new KvDb(at, handle, readOrCreateMeta(at, handle.db));
+        return new KvDb(at, handle, readOrCreateMeta(at, handle.db), retention);
       } catch (RuntimeException e) {
         handle.release();
         throw e;
@@ -163,6 +202,14 @@ public final class KvDb implements AutoCloseable {
   /** The number of keys as of the last commit. */
   public long keyCount() {
     return keyCount;
+  }
+
+  /**
+   * The newest revision the history no longer holds: the changes of revisions after it, up to
+   * {@link #revision()}, can be read with {@link KvQuery.History}.
+   */
+  public long compactRevision() {
+    return compactRevision;
   }
 
   /**
@@ -206,6 +253,8 @@ public final class KvDb implements AutoCloseable {
       return new KvResult.GetDone(revision, record == null ? null : storedRecord(get.key(), record, true));
     } else if (query instanceof KvQuery.Range range) {
       return range(range);
+    } else if (query instanceof KvQuery.History history) {
+      return history(history);
     }
     throw new IllegalArgumentException("unknown query " + query.getClass().getName());
   }
@@ -250,13 +299,84 @@ public final class KvDb implements AutoCloseable {
     return new KvResult.RangeDone(revision, List.copyOf(kvs), more);
   }
 
+  private KvResult history(KvQuery.History query) {
+    long compact = compactRevision;
+    long current = revision;
+    long from = query.fromRevision();
+    if (from <= compact) {
+      return new KvResult.HistoryDone(compact, compact, current, List.of());
+    }
+    if (from > current) {
+      return new KvResult.HistoryDone(compact, current, current, List.of());
+    }
+    long to = Math.min(current, from + Math.max(1, query.maxRevisions()) - 1);
+    List<RevisionEvents> matched = new ArrayList<>();
+    long bytes = 0;
+    long expected = from;
+    try (DBIterator it = handle.db.iterator(reads)) {
+      it.seek(historyKey(from));
+      while (expected <= to) {
+        Map.Entry<byte[], byte[]> entry = it.hasNext() ? it.next() : null;
+        if (entry == null || entry.getKey().length != 9 || entry.getKey()[0] != HISTORY
+            || ByteBuffer.wrap(entry.getKey(), 1, 8).getLong() != expected) {
+          throw new IllegalStateException("KV database " + dir + " is corrupt: the history of revision " + expected
+              + " is missing (it should hold " + compact + " < revision <= " + current + ")");
+        }
+        List<Event> events;
+        try {
+          events = KvCodec.decodeHistoryRecord(entry.getValue());
+        } catch (IllegalArgumentException e) {
+          throw new IllegalStateException("KV database " + dir + " is corrupt at the history of revision " + expected
+              + ": " + e.getMessage());
+        }
+        List<Event> chosen = null;
+        for (Event event : events) {
+          String key = event.kv().key();
+          if (query.prefix() ? key.startsWith(query.key()) : key.equals(query.key())) {
+            if (chosen == null) {
+              chosen = new ArrayList<>(events.size());
+            }
+            chosen.add(event);
+            bytes += eventBytes(event);
+          }
+        }
+        if (chosen != null) {
+          matched.add(new RevisionEvents(expected, chosen));
+        }
+        expected++;
+        if (bytes >= MAX_HISTORY_READ_BYTES) {
+          break;
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot close an iterator of KV database " + dir, e);
+    }
+    return new KvResult.HistoryDone(compact, expected - 1, current, List.copyOf(matched));
+  }
+
+  /** About what an event costs in memory: its key and values. */
+  public static long eventBytes(Event event) {
+    long n = 64L + 2L * event.kv().key().length();
+    if (event.kv().value() != null) {
+      n += event.kv().value().length;
+    }
+    if (event.prevKv() != null && event.prevKv().value() != null) {
+      n += event.prevKv().value().length;
+    }
+    return n;
+  }
+
+  private static byte[] historyKey(long revision) {
+    return ByteBuffer.allocate(9).put(HISTORY).putLong(revision).array();
+  }
+
   /**
    * Makes everything committed durable: one synced write of the meta record, which LevelDB's
    * sequential log writes after every earlier one. Returns the index it made durable.
    */
   public long sync() {
     checkOpen();
-    handle.db.put(META_KEY, meta(appliedIndex, appliedTerm, revision, keyCount), synced);
+    handle.db.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, revision, keyCount, compactRevision, time)), synced);
     return appliedIndex;
   }
 
@@ -267,7 +387,7 @@ public final class KvDb implements AutoCloseable {
    */
   public void rebase(long index, long term) {
     checkOpen();
-    handle.db.put(META_KEY, meta(index, term, revision, keyCount), synced);
+    handle.db.put(META_KEY, meta(new Meta(index, term, revision, keyCount, compactRevision, time)), synced);
     generation++;
     appliedIndex = index;
     appliedTerm = term;
@@ -393,6 +513,9 @@ public final class KvDb implements AutoCloseable {
     appliedTerm = meta.term();
     revision = meta.revision();
     keyCount = meta.keyCount();
+    compactRevision = meta.compactRevision();
+    time = meta.time();
+    oldestTimeOf = -1;
   }
 
   // ---------------------------------------------------------------- batches
@@ -402,6 +525,9 @@ public final class KvDb implements AutoCloseable {
 
   /** What the overlay held for {@code key} before a command changed it (null: nothing). */
   private record Undo(String key, Pending previous) {}
+
+  /** The events a batch made at one revision. */
+  private record Made(long revision, ArrayList<Event> events) {}
 
   /**
    * Commands applied against the committed state plus their own earlier writes, written by {@link
@@ -414,9 +540,25 @@ public final class KvDb implements AutoCloseable {
     private final ArrayList<Undo> undo = new ArrayList<>();
     private long batchRevision = revision;
     private long batchKeyCount = keyCount;
+    private final ArrayList<Made> made = new ArrayList<>();
+    private List<RevisionEvents> committedEvents = List.of();
     private boolean done;
 
     private Batch() {}
+
+    /** The events of the revisions this batch made, in order; known once it is committed. */
+    public List<RevisionEvents> events() {
+      return committedEvents;
+    }
+
+    private void event(long rev, Event event) {
+      Made last = made.isEmpty() ? null : made.get(made.size() - 1);
+      if (last == null || last.revision() != rev) {
+        last = new Made(rev, new ArrayList<>(2));
+        made.add(last);
+      }
+      last.events().add(event);
+    }
 
     /**
      * Applies one command, as {@link KvStore#apply}. A command that throws (an
@@ -428,6 +570,8 @@ public final class KvDb implements AutoCloseable {
       checkUsable();
       long revisionBefore = batchRevision;
       long keyCountBefore = batchKeyCount;
+      int madeBefore = made.size();
+      int lastEventsBefore = made.isEmpty() ? 0 : made.get(made.size() - 1).events().size();
       undo.clear();
       try {
         if (command instanceof KvCommand.Put put) {
@@ -448,6 +592,15 @@ public final class KvDb implements AutoCloseable {
           }
         }
         undo.clear();
+        while (made.size() > madeBefore) {
+          made.remove(made.size() - 1);
+        }
+        if (madeBefore > 0) {
+          ArrayList<Event> last = made.get(madeBefore - 1).events();
+          while (last.size() > lastEventsBefore) {
+            last.remove(last.size() - 1);
+          }
+        }
         batchRevision = revisionBefore;
         batchKeyCount = keyCountBefore;
         throw e;
@@ -464,11 +617,23 @@ public final class KvDb implements AutoCloseable {
      *     restore happened) since it began
      */
     public void commit(long appliedIndex, long appliedTerm) {
+      commit(appliedIndex, appliedTerm, 0);
+    }
+
+    /**
+     * As {@link #commit(long, long)}, with the time stamped into the last entry (milliseconds, 0 for
+     * none): the history's records carry it and retention by time counts from it. The database's
+     * time never goes back.
+     */
+    public void commit(long appliedIndex, long appliedTerm, long entryTime) {
       checkUsable();
       if (appliedIndex < KvDb.this.appliedIndex) {
         throw new IllegalArgumentException("cannot commit index " + appliedIndex + ": KV database " + dir
             + " is at index " + KvDb.this.appliedIndex);
       }
+      long newTime = Math.max(time, entryTime);
+      long newCompact;
+      RevisionEvents[] events = new RevisionEvents[made.size()];
       try (WriteBatch writes = db.db.createWriteBatch()) {
         for (Pending pending : overlay.values()) {
           if (pending.kv() == null) {
@@ -477,7 +642,16 @@ public final class KvDb implements AutoCloseable {
             writes.put(pending.dbKey(), record(pending.kv()));
           }
         }
-        writes.put(META_KEY, meta(appliedIndex, appliedTerm, batchRevision, batchKeyCount));
+        for (int i = 0; i < events.length; i++) {
+          Made m = made.get(i);
+          events[i] = new RevisionEvents(m.revision(), m.events());
+          writes.put(historyKey(m.revision()), KvCodec.encodeHistoryRecord(newTime, m.events()));
+        }
+        newCompact = compactTo(batchRevision, newTime);
+        for (long r = compactRevision + 1; r <= newCompact; r++) {
+          writes.delete(historyKey(r));
+        }
+        writes.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, batchRevision, batchKeyCount, newCompact, newTime)));
         db.db.write(writes, unsynced);
       } catch (IOException e) {
         throw new UncheckedIOException("cannot release a write batch of KV database " + dir, e);
@@ -488,6 +662,53 @@ public final class KvDb implements AutoCloseable {
       KvDb.this.appliedTerm = appliedTerm;
       revision = batchRevision;
       keyCount = batchKeyCount;
+      compactRevision = newCompact;
+      time = newTime;
+      committedEvents = List.of(events);
+    }
+
+    /**
+     * The compact revision after this batch: past what {@link Retention} keeps by count, and past
+     * the committed records older than its time, at most {@link #MAX_COMPACT_STEP} further.
+     */
+    private long compactTo(long newRevision, long now) {
+      long target = Math.max(compactRevision, newRevision - retention.revisions());
+      long limit = Math.min(newRevision, compactRevision + MAX_COMPACT_STEP);
+      if (retention.millis() > 0 && now > retention.millis()) {
+        long cutoff = now - retention.millis();
+        long next = Math.max(target, compactRevision) + 1;
+        // records of this batch are not written yet: only committed ones can be old
+        while (next <= revision && next <= limit) {
+          long t = recordTime(next);
+          if (t >= cutoff) {
+            break;
+          }
+          target = next++;
+        }
+      }
+      return Math.min(target, limit);
+    }
+
+    /** The time of the committed history record of {@code rev} (cached for the oldest one). */
+    private long recordTime(long rev) {
+      if (oldestTimeOf == rev) {
+        return oldestTime;
+      }
+      byte[] record = db.db.get(historyKey(rev), reads);
+      if (record == null) {
+        throw new IllegalStateException("KV database " + dir + " is corrupt: the history of revision " + rev
+            + " is missing");
+      }
+      long t;
+      try {
+        t = KvCodec.historyRecordTime(record);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalStateException("KV database " + dir + " is corrupt at the history of revision " + rev
+            + ": " + e.getMessage());
+      }
+      oldestTime = t;
+      oldestTimeOf = rev;
+      return t;
     }
 
     /** The store revision the batch has reached. */
@@ -507,28 +728,29 @@ public final class KvDb implements AutoCloseable {
 
     private KvResult put(KvCommand.Put put) {
       byte[] dbKey = dataKey(put.key());
-      KeyValue current = current(put.key(), dbKey, false);
+      KeyValue current = current(put.key(), dbKey, true);
       long currentModRevision = current == null ? 0 : current.modRevision();
       boolean modRevisionMismatch = put.ifModRevision() != null && put.ifModRevision() != currentModRevision;
       if (modRevisionMismatch || (put.ifAbsent() && current != null)) {
         return new KvResult.PreconditionFailed(currentModRevision);
       }
       batchRevision++;
-      write(put.key(), dbKey, put.value(), put.lease(), batchRevision, current);
+      event(batchRevision, new Event(Event.Type.PUT,
+          write(put.key(), dbKey, put.value(), put.lease(), batchRevision, current), current));
       return new KvResult.PutDone(batchRevision, current == null ? null : current.modRevision());
     }
 
     private KvResult delete(KvCommand.Delete delete) {
       if (delete.prefix()) {
         // ifModRevision has no meaning for a prefix (KvCommand.Delete); KvLimits rejects the mix.
-        long deleted = removePrefix(delete.key());
+        long deleted = removePrefix(delete.key(), batchRevision + 1);
         if (deleted > 0) {
           batchRevision++;
         }
         return new KvResult.DeleteDone(batchRevision, deleted);
       }
       byte[] dbKey = dataKey(delete.key());
-      KeyValue current = current(delete.key(), dbKey, false);
+      KeyValue current = current(delete.key(), dbKey, true);
       long currentModRevision = current == null ? 0 : current.modRevision();
       if (delete.ifModRevision() != null && delete.ifModRevision() != currentModRevision) {
         return new KvResult.PreconditionFailed(currentModRevision);
@@ -538,6 +760,7 @@ public final class KvDb implements AutoCloseable {
       }
       remove(delete.key(), dbKey);
       batchRevision++;
+      event(batchRevision, deleted(current, batchRevision));
       return new KvResult.DeleteDone(batchRevision, 1);
     }
 
@@ -559,8 +782,8 @@ public final class KvDb implements AutoCloseable {
         TxnOp op = ops.get(i);
         if (op instanceof TxnOp.Put put) {
           byte[] dbKey = dataKey(put.key());
-          KeyValue current = current(put.key(), dbKey, false);
-          write(put.key(), dbKey, put.value(), put.lease(), next, current);
+          KeyValue current = current(put.key(), dbKey, true);
+          event(next, new Event(Event.Type.PUT, write(put.key(), dbKey, put.value(), put.lease(), next, current), current));
           changed = true;
           results[i] = new KvResult.PutDone(next, current == null ? null : current.modRevision());
         } else if (op instanceof TxnOp.Get get) {
@@ -568,12 +791,14 @@ public final class KvDb implements AutoCloseable {
         } else if (op instanceof TxnOp.Delete delete) {
           long deleted;
           if (delete.prefix()) {
-            deleted = removePrefix(delete.key());
+            deleted = removePrefix(delete.key(), next);
           } else {
             byte[] dbKey = dataKey(delete.key());
-            deleted = current(delete.key(), dbKey, false) == null ? 0 : 1;
+            KeyValue current = current(delete.key(), dbKey, true);
+            deleted = current == null ? 0 : 1;
             if (deleted == 1) {
               remove(delete.key(), dbKey);
+              event(next, deleted(current, next));
             }
           }
           changed |= deleted > 0;
@@ -634,7 +859,7 @@ public final class KvDb implements AutoCloseable {
       return record == null ? null : storedRecord(key, record, withValue);
     }
 
-    private void write(String key, byte[] dbKey, byte[] value, long lease, long rev, KeyValue current) {
+    private KeyValue write(String key, byte[] dbKey, byte[] value, long lease, long rev, KeyValue current) {
       KeyValue kv = current == null
           ? new KeyValue(key, value, rev, rev, 1, lease)
           : new KeyValue(key, value, current.createRevision(), rev, current.version() + 1, lease);
@@ -642,6 +867,12 @@ public final class KvDb implements AutoCloseable {
       if (current == null) {
         batchKeyCount++;
       }
+      return kv;
+    }
+
+    /** The event of deleting {@code previous} at {@code rev}. */
+    private Event deleted(KeyValue previous, long rev) {
+      return new Event(Event.Type.DELETE, new KeyValue(previous.key(), null, 0, rev, 0, 0), previous);
     }
 
     /** Deletes a key that exists (as this batch sees it). */
@@ -650,19 +881,25 @@ public final class KvDb implements AutoCloseable {
       batchKeyCount--;
     }
 
-    /** Deletes every key starting with {@code prefix}, committed or pending; returns how many went. */
-    private long removePrefix(String prefix) {
+    /**
+     * Deletes every key starting with {@code prefix}, committed or pending, with events at {@code
+     * rev} in key order; returns how many went.
+     */
+    private long removePrefix(String prefix, long rev) {
       byte[] start = dataKey(prefix);
       long removed = 0;
+      ArrayList<Event> gone = new ArrayList<>();
       try (DBIterator it = db.db.iterator(reads)) {
         it.seek(start);
         while (it.hasNext()) {
-          byte[] dbKey = it.next().getKey();
+          Map.Entry<byte[], byte[]> entry = it.next();
+          byte[] dbKey = entry.getKey();
           if (!startsWith(dbKey, start)) {
             break;
           }
           String key = storedKey(dbKey);
           if (!overlay.containsKey(key)) { // a pending write or delete decides below
+            gone.add(deleted(storedRecord(key, entry.getValue(), true), rev));
             remove(key, dbKey);
             removed++;
           }
@@ -673,11 +910,16 @@ public final class KvDb implements AutoCloseable {
       for (Map.Entry<String, Pending> entry : overlay.entrySet()) {
         Pending pending = entry.getValue();
         if (pending.kv() != null && startsWith(pending.dbKey(), start)) {
+          gone.add(deleted(pending.kv(), rev));
           undo.add(new Undo(entry.getKey(), pending));
           entry.setValue(new Pending(pending.dbKey(), null));
           batchKeyCount--;
           removed++;
         }
+      }
+      gone.sort((a, b) -> KvStore.KEY_ORDER.compare(a.kv().key(), b.kv().key()));
+      for (Event e : gone) {
+        event(rev, e);
       }
       return removed;
     }
@@ -839,7 +1081,11 @@ public final class KvDb implements AutoCloseable {
       if (format != STREAM_FORMAT) {
         throw badStream("format " + format + " is not supported, this build reads format " + STREAM_FORMAT);
       }
-      Meta meta = new Meta(data.readLong(), data.readLong(), data.readLong(), data.readLong());
+      long index = data.readLong();
+      long term = data.readLong();
+      long revision = data.readLong();
+      // a restored database keeps no history: it starts at the stream's revision
+      Meta meta = new Meta(index, term, revision, data.readLong(), revision, 0);
       if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0) {
         throw badStream("the header has a negative field: " + meta);
       }
@@ -881,8 +1127,7 @@ public final class KvDb implements AutoCloseable {
         } finally {
           batch.close();
         }
-        db.put(META_KEY, meta(meta.index(), meta.term(), meta.revision(), meta.keyCount()),
-            new WriteOptions().sync(true));
+        db.put(META_KEY, meta(meta), new WriteOptions().sync(true));
       }
       return meta;
     } catch (EOFException e) {
@@ -949,8 +1194,11 @@ public final class KvDb implements AutoCloseable {
 
   // ---------------------------------------------------------------- directories and the meta record
 
-  /** The applied index and term, store revision and key count: the meta record's fields. */
-  private record Meta(long index, long term, long revision, long keyCount) {}
+  /**
+   * The meta record's fields: the applied index and term, store revision, key count, compact
+   * revision and the time of the last entry applied.
+   */
+  private record Meta(long index, long term, long revision, long keyCount, long compactRevision, long time) {}
 
   private static Options options(boolean create) {
     return new Options()
@@ -1007,32 +1255,39 @@ public final class KvDb implements AutoCloseable {
         throw new IllegalStateException(
             "KV database " + dir + " is not a raftkv KV database: it is a LevelDB without a raftkv meta record");
       }
-      Meta meta = new Meta(0, 0, 0, 0);
-      db.put(META_KEY, meta(0, 0, 0, 0), new WriteOptions().sync(true));
+      Meta meta = new Meta(0, 0, 0, 0, 0, 0);
+      db.put(META_KEY, meta(meta), new WriteOptions().sync(true));
       return meta;
     }
     ByteBuffer b = ByteBuffer.wrap(record);
     if (record.length < 8 || b.getInt(0) != META_MAGIC) {
       throw new IllegalStateException("KV database " + dir + " is not a raftkv KV database: its meta record is foreign");
     }
-    if (b.getInt(4) != META_FORMAT) {
-      throw new IllegalStateException("KV database " + dir + " has format " + b.getInt(4)
-          + ", this build reads format " + META_FORMAT);
+    int format = b.getInt(4);
+    if (format != META_FORMAT && format != META_FORMAT_1) {
+      throw new IllegalStateException("KV database " + dir + " has format " + format
+          + ", this build reads formats " + META_FORMAT_1 + " and " + META_FORMAT);
     }
-    if (record.length != META_BYTES) {
+    int expected = format == META_FORMAT ? META_BYTES : META_BYTES_1;
+    if (record.length != expected) {
       throw new IllegalStateException("KV database " + dir + " is corrupt: its meta record has "
-          + record.length + " bytes, expected " + META_BYTES);
+          + record.length + " bytes, expected " + expected);
     }
-    Meta meta = new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32));
-    if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0) {
+    // format 1 kept no history: it starts at the current revision
+    Meta meta = format == META_FORMAT
+        ? new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(40), b.getLong(48))
+        : new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(24), 0);
+    if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0
+        || meta.compactRevision() < 0 || meta.compactRevision() > meta.revision() || meta.time() < 0) {
       throw new IllegalStateException("KV database " + dir + " is corrupt: its meta record says " + meta);
     }
     return meta;
   }
 
-  private static byte[] meta(long index, long term, long revision, long keyCount) {
+  private static byte[] meta(Meta m) {
     return ByteBuffer.allocate(META_BYTES)
-        .putInt(META_MAGIC).putInt(META_FORMAT).putLong(index).putLong(term).putLong(revision).putLong(keyCount)
+        .putInt(META_MAGIC).putInt(META_FORMAT).putLong(m.index()).putLong(m.term()).putLong(m.revision())
+        .putLong(m.keyCount()).putLong(m.compactRevision()).putLong(m.time())
         .array();
   }
 
@@ -1063,7 +1318,8 @@ public final class KvDb implements AutoCloseable {
   private static boolean holdsMeta(Path db) {
     try (DB opened = JniDBFactory.factory.open(db.toFile(), options(false))) {
       byte[] record = opened.get(META_KEY);
-      return record != null && record.length == META_BYTES && ByteBuffer.wrap(record).getInt() == META_MAGIC;
+      return record != null && (record.length == META_BYTES || record.length == META_BYTES_1)
+          && ByteBuffer.wrap(record).getInt() == META_MAGIC;
     } catch (IOException | RuntimeException e) {
       return false;
     }

@@ -9,7 +9,8 @@ import raftkv.CborSerializable;
 @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "t")
 @JsonSubTypes({
     @JsonSubTypes.Type(value = KvQuery.Get.class, name = "get"),
-    @JsonSubTypes.Type(value = KvQuery.Range.class, name = "range")})
+    @JsonSubTypes.Type(value = KvQuery.Range.class, name = "range"),
+    @JsonSubTypes.Type(value = KvQuery.History.class, name = "history")})
 public sealed interface KvQuery extends CborSerializable {
   record Get(String key) implements KvQuery {
     /** Jackson 2.11 cannot tell a one-component record's constructor from a delegating creator. */
@@ -22,4 +23,12 @@ public sealed interface KvQuery extends CborSerializable {
    * strictly after {@code after} when it is not null, at most {@code limit} of them (0: no limit).
    */
   record Range(String prefix, String after, int limit) implements KvQuery {}
+
+  /**
+   * The kept history of changes (for watches, DESIGN.md §6): the revisions from {@code
+   * fromRevision} on whose events touch {@code key} (or, with {@code prefix}, a key starting with
+   * it), reading at most {@code maxRevisions} revisions of history. Answered with a {@link
+   * KvResult.HistoryDone}.
+   */
+  record History(String key, boolean prefix, long fromRevision, int maxRevisions) implements KvQuery {}
 }

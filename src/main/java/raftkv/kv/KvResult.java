@@ -15,7 +15,8 @@ import java.util.List;
     @JsonSubTypes.Type(value = KvResult.TxnDone.class, name = "txn"),
     @JsonSubTypes.Type(value = KvResult.PreconditionFailed.class, name = "pre"),
     @JsonSubTypes.Type(value = KvResult.GetDone.class, name = "get"),
-    @JsonSubTypes.Type(value = KvResult.RangeDone.class, name = "range")})
+    @JsonSubTypes.Type(value = KvResult.RangeDone.class, name = "range"),
+    @JsonSubTypes.Type(value = KvResult.HistoryDone.class, name = "history")})
 public sealed interface KvResult extends CborSerializable {
   /** Store revision after the put; the key's previous modRevision, or null when it was absent. */
   record PutDone(long revision, Long prevModRevision) implements KvResult {}
@@ -40,4 +41,13 @@ public sealed interface KvResult extends CborSerializable {
   record GetDone(long revision, KeyValue kv) implements KvResult {}
 
   record RangeDone(long revision, List<KeyValue> kvs, boolean more) implements KvResult {}
+
+  /**
+   * An answer to {@link KvQuery.History}: the revisions that matched, in order, among those read,
+   * which run from the query's {@code fromRevision} to {@code scannedTo} (the store revision when
+   * the reading reached the end). {@code compactRevision} is the newest revision no longer kept: when
+   * the query's {@code fromRevision} is not above it, nothing was read and {@code events} is empty.
+   */
+  record HistoryDone(long compactRevision, long scannedTo, long revision, List<RevisionEvents> events)
+      implements KvResult {}
 }

@@ -4,6 +4,7 @@ import raftkv.kv.KvCodec;
 import raftkv.kv.KvCommand;
 import raftkv.kv.KvDb;
 import raftkv.kv.KvQuery;
+import raftkv.kv.RevisionEvents;
 import raftkv.raft.StateMachine;
 
 import java.io.IOException;
@@ -27,9 +28,38 @@ import java.util.List;
  */
 public final class KvStateMachine implements StateMachine {
   private final KvDb db;
+  private final Changes changes;
 
-  private KvStateMachine(KvDb db) {
+  /**
+   * Hears what the state machine's history does, on its thread: what a watch hub follows (DESIGN.md
+   * §6). Each call gives the store revision and the compact revision after it.
+   */
+  public interface Changes {
+    /** The state machine was opened (or reopened after a failure) at this revision. */
+    void opened(long revision, long compactRevision);
+
+    /** Entries were applied and made these revisions (maybe none). */
+    void committed(List<RevisionEvents> events, long revision, long compactRevision);
+
+    /** The whole state was replaced by a snapshot: the history before it is gone. */
+    void restored(long revision, long compactRevision);
+
+    Changes NONE = new Changes() {
+      @Override
+      public void opened(long revision, long compactRevision) {}
+
+      @Override
+      public void committed(List<RevisionEvents> events, long revision, long compactRevision) {}
+
+      @Override
+      public void restored(long revision, long compactRevision) {}
+    };
+  }
+
+  private KvStateMachine(KvDb db, Changes changes) {
     this.db = db;
+    this.changes = changes;
+    changes.opened(db.revision(), db.compactRevision());
   }
 
   /**
@@ -38,7 +68,18 @@ public final class KvStateMachine implements StateMachine {
    * @throws IllegalStateException with a one-line reason when {@code dir} is no KV database
    */
   public static KvStateMachine open(Path dir) {
-    return new KvStateMachine(KvDb.open(dir));
+    return open(dir, KvDb.Retention.DEFAULT, Changes.NONE);
+  }
+
+  /** As {@link #open(Path)}, keeping history as {@code retention} says and telling {@code changes} of it. */
+  public static KvStateMachine open(Path dir, KvDb.Retention retention, Changes changes) {
+    KvDb db = KvDb.open(dir, retention);
+    try {
+      return new KvStateMachine(db, changes);
+    } catch (RuntimeException e) {
+      db.close();
+      throw e;
+    }
   }
 
   /** The database underneath, for status (its revision, key count) and tests. */
@@ -76,7 +117,9 @@ public final class KvStateMachine implements StateMachine {
     }
     KvDb.Batch batch = db.batch();
     List<Result> results = new ArrayList<>(entries.size());
+    long time = 0;
     for (Entry entry : entries) {
+      time = Math.max(time, entry.time());
       if (entry.command() == null) {
         results.add(Result.ok(null));
         continue;
@@ -95,7 +138,8 @@ public final class KvStateMachine implements StateMachine {
       }
     }
     Entry last = entries.get(entries.size() - 1);
-    batch.commit(last.index(), last.term());
+    batch.commit(last.index(), last.term(), time);
+    changes.committed(batch.events(), db.revision(), db.compactRevision());
     return results;
   }
 
@@ -119,6 +163,7 @@ public final class KvStateMachine implements StateMachine {
   @Override
   public void restore(InputStream in) throws IOException {
     db.restore(in);
+    changes.restored(db.revision(), db.compactRevision());
   }
 
   @Override

@@ -13,6 +13,9 @@ import raftkv.kv.KvCommand;
 import raftkv.client.KvLimits;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
+import raftkv.kv.KvDb;
+import raftkv.client.WatchMessage;
+import raftkv.client.WatchRequest;
 import raftkv.raft.RaftNode;
 import raftkv.raft.RaftSettings;
 import raftkv.util.Stages;
@@ -40,11 +43,14 @@ public final class RaftKvNode implements RaftKv {
   private final NodeSettings settings;
   /** The state machine the node's applier opened last (it opens it again when the node restarts). */
   private final java.util.concurrent.atomic.AtomicReference<KvStateMachine> stateMachine;
+  private final WatchHub watchHub;
 
   private RaftKvNode(ActorSystem<?> system, ActorRef<RaftNode.Command> node, NodeSettings settings, KvLimits limits,
-                     RaftSettings raft, java.util.concurrent.atomic.AtomicReference<KvStateMachine> stateMachine) {
+                     RaftSettings raft, java.util.concurrent.atomic.AtomicReference<KvStateMachine> stateMachine,
+                     WatchHub watchHub) {
     this.system = system;
     this.stateMachine = stateMachine;
+    this.watchHub = watchHub;
     this.node = node;
     this.settings = settings;
     this.timeout = system.settings().config().getDuration("raftkv.client.request-timeout");
@@ -73,17 +79,49 @@ public final class RaftKvNode implements RaftKv {
     }
     java.util.concurrent.atomic.AtomicReference<KvStateMachine> current = new java.util.concurrent.atomic.AtomicReference<>();
     java.nio.file.Path kvDir = settings.dataDir().resolve("kv");
+    com.typesafe.config.Config config = system.settings().config();
+    KvDb.Retention retention = new KvDb.Retention(config.getLong("raftkv.watch.history-retention.revisions"),
+        config.getDuration("raftkv.watch.history-retention.time").toMillis());
+    // the hub reads history through the node (a local read on the applier), so it is wired after the node starts
+    java.util.concurrent.atomic.AtomicReference<RaftKvNode> self = new java.util.concurrent.atomic.AtomicReference<>();
+    WatchHub hub = new WatchHub(WatchHub.Settings.fromConfig(config),
+        query -> self.get().read(query, Consistency.SERIALIZABLE),
+        (delay, task) -> {
+          akka.actor.Cancellable c = system.scheduler().scheduleOnce(delay, task, system.executionContext());
+          return c::cancel;
+        });
     ActorRef<RaftNode.Command> ref = system.systemActorOf(
         RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress(), start.clusterId()),
             start.initialVoters(), start.join(), raft,
             () -> {
-              KvStateMachine sm = KvStateMachine.open(kvDir);
+              KvStateMachine sm = KvStateMachine.open(kvDir, retention, hub);
               current.set(sm);
               return sm;
             },
             settings.dataDir().resolve("snapshot-files"), lifecycle),
         "raftkv", Props.empty());
-    return new RaftKvNode(system, ref, settings, limits, raft, current);
+    RaftKvNode started = new RaftKvNode(system, ref, settings, limits, raft, current, hub);
+    self.set(started);
+    return started;
+  }
+
+  /** The watches of this node. */
+  public WatchHub watchHub() {
+    return watchHub;
+  }
+
+  @Override
+  public CompletionStage<akka.stream.javadsl.Source<WatchMessage, akka.NotUsed>> watch(WatchRequest request) {
+    try {
+      limits.validate(new KvQuery.History(request.key(), request.prefix(), Math.max(1, request.fromRevision()), 1));
+      if (request.fromRevision() < 0) {
+        throw new RaftKvException(RaftKvException.Kind.BAD_REQUEST,
+            "fromRevision is " + request.fromRevision() + ", it must be 1 or more (0: after the current revision)");
+      }
+    } catch (RaftKvException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    return watchHub.watch(request);
   }
 
   /**

@@ -75,8 +75,11 @@ final class Applying {
       List<ActorRef<RaftNode.ClientReply>> replies = null;
       for (long i = from; i <= to; i++) {
         LogEntry entry = log.entry(i);
-        byte[] data = entry.payload() instanceof LogEntry.Command c ? c.data() : null;
-        entries.add(new StateMachine.Entry(i, entry.term(), data));
+        if (entry.payload() instanceof LogEntry.Command c) {
+          entries.add(new StateMachine.Entry(i, entry.term(), c.time(), c.data()));
+        } else {
+          entries.add(new StateMachine.Entry(i, entry.term(), 0, null));
+        }
         bytesSinceSnapshot += log.entryBytes(i);
         PendingWrite w = pendingWrites.isEmpty() ? null : pendingWrites.remove(i);
         if (w != null) {

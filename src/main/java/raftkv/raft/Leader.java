@@ -520,8 +520,9 @@ final class Leader extends Role {
     }
     long first = s.log.lastIndex() + 1;
     long index = first;
+    long now = System.currentTimeMillis(); // the state machine's clock (DESIGN.md §5); it never lets it go back
     for (RaftNode.Propose p : queuedProposals) {
-      s.log.append(new LogEntry(index, s.currentTerm, new LogEntry.Command(p.command())));
+      s.log.append(new LogEntry(index, s.currentTerm, new LogEntry.Command(p.command(), now)));
       Applying.PendingWrite replaced = s.applying.expect(index, s.currentTerm, p.replyTo());
       if (replaced != null) {
         // proposed at this index in an earlier term and since cut from this log; another leader may still commit it

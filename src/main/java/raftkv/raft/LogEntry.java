@@ -24,11 +24,17 @@ public record LogEntry(long index, long term, Payload payload) implements CborSe
 
   /**
    * A client's change to the state machine, as the state machine encoded it: Raft neither reads
-   * nor changes these bytes (StateMachine).
+   * nor changes these bytes (StateMachine). {@code time} is the leader's wall clock when it
+   * appended the entry (ms since the epoch, 0 for none): the state machine's only clock (DESIGN.md §5).
    */
-  public record Command(byte[] data) implements Payload {
+  public record Command(byte[] data, long time) implements Payload {
     @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
     public Command {}
+
+    /** A command with no time stamped into it. */
+    public Command(byte[] data) {
+      this(data, 0);
+    }
   }
 
   /**

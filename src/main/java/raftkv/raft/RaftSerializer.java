@@ -60,8 +60,10 @@ public final class RaftSerializer extends SerializerWithStringManifest {
    * seam); this release cannot read it and says so.
    */
   private static final byte LEGACY_CLIENT_COMMAND = 1;
-  /** A state machine's command: its bytes, as they are. */
+  /** A state machine's command: its bytes, as they are (written before leaders stamped time into commands). */
   private static final byte COMMAND = 2;
+  /** A state machine's command with the leader's time: the time, then its bytes. */
+  private static final byte TIMED_COMMAND = 4;
   /** A cluster configuration (membership). */
   private static final byte CONFIG = 3;
 
@@ -321,7 +323,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
     if (entry.payload() instanceof LogEntry.NoOp) {
       return ENTRY_HEADER_BYTES + 8;
     } else if (entry.payload() instanceof LogEntry.Command c) {
-      return (int) Math.min(Integer.MAX_VALUE, (long) ENTRY_HEADER_BYTES + varintBytes(c.data().length) + c.data().length);
+      return (int) Math.min(Integer.MAX_VALUE, commandEntryBytes(c.data().length));
     } else if (entry.payload() instanceof LogEntry.Config c) {
       return (int) Math.min(Integer.MAX_VALUE, ENTRY_HEADER_BYTES + membershipBytes(c.membership()));
     }
@@ -330,7 +332,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
 
   /** The encoded size of a log entry that carries {@code commandBytes} bytes of command. */
   public static long commandEntryBytes(int commandBytes) {
-    return (long) ENTRY_HEADER_BYTES + varintBytes(commandBytes) + commandBytes;
+    return (long) ENTRY_HEADER_BYTES + 8 + varintBytes(commandBytes) + commandBytes;
   }
 
   /** A string as {@link Out#s} writes it: its modified-UTF-8 length as a varint, then the bytes. */
@@ -352,7 +354,7 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       if (e.payload() instanceof LogEntry.NoOp n) {
         out.b(NO_OP).l(n.leaderTermMarker());
       } else if (e.payload() instanceof LogEntry.Command c) {
-        out.b(COMMAND).bytes(c.data());
+        out.b(TIMED_COMMAND).l(c.time()).bytes(c.data());
       } else if (e.payload() instanceof LogEntry.Config c) {
         out.b(CONFIG);
         membership(out, c.membership());
@@ -402,6 +404,10 @@ public final class RaftSerializer extends SerializerWithStringManifest {
       LogEntry.Payload payload = switch (kind) {
         case NO_OP -> new LogEntry.NoOp(in.l());
         case COMMAND -> new LogEntry.Command(in.bytes());
+        case TIMED_COMMAND -> {
+          long time = in.l();
+          yield new LogEntry.Command(in.bytes(), time);
+        }
         case CONFIG -> new LogEntry.Config(membership(in));
         case LEGACY_CLIENT_COMMAND -> throw new IllegalArgumentException("the log holds entries in the layout of a"
             + " raftkv release before snapshots, which this release does not read; back up the keys with the old"

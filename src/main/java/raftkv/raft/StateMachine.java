@@ -20,8 +20,17 @@ import java.util.List;
  */
 public interface StateMachine extends AutoCloseable {
 
-  /** One committed log entry: {@code command} is null for an entry that is not a client's (a leader's no-op). */
-  record Entry(long index, long term, byte[] command) {}
+  /**
+   * One committed log entry: {@code command} is null for an entry that is not a client's (a leader's
+   * no-op). {@code time} is the leader's clock stamped into the entry (ms since the epoch, 0 for
+   * none): the only clock a state machine may read (DESIGN.md §5), the same on every node.
+   */
+  record Entry(long index, long term, long time, byte[] command) {
+    /** An entry with no time. */
+    public Entry(long index, long term, byte[] command) {
+      this(index, term, 0, command);
+    }
+  }
 
   /**
    * The outcome of one entry: the reply for its proposer, or the reason it was refused. A
