@@ -3,6 +3,7 @@ package raftkv.http;
 import raftkv.client.ClusterStatus;
 import raftkv.client.Health;
 import raftkv.client.RaftKv;
+import raftkv.client.RaftKvException;
 import raftkv.kv.KvCommand;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
@@ -47,8 +48,38 @@ final class FakeRaftKv implements RaftKv {
   /** The configuration, changed by the membership calls with the rules the leader applies. */
   private List<ClusterStatus.Member> members;
   private String leader;
+  /** What the next watch answers: its messages (the stream then stays open), or a failure. */
+  private List<raftkv.client.WatchMessage> watchMessages = List.of();
+  private RaftKvException watchFailure;
+  private raftkv.client.WatchRequest lastWatch;
+
+  synchronized void watchAnswers(List<raftkv.client.WatchMessage> messages, RaftKvException failure) {
+    watchMessages = messages;
+    watchFailure = failure;
+  }
+
+  synchronized raftkv.client.WatchRequest lastWatch() {
+    return lastWatch;
+  }
+
+  @Override
+  public synchronized CompletionStage<akka.stream.javadsl.Source<raftkv.client.WatchMessage, akka.NotUsed>> watch(
+      raftkv.client.WatchRequest request) {
+    lastWatch = request;
+    if (watchFailure != null) {
+      return java.util.concurrent.CompletableFuture.failedFuture(watchFailure);
+    }
+    boolean ends = !watchMessages.isEmpty() && watchMessages.get(watchMessages.size() - 1)
+        instanceof raftkv.client.WatchMessage.Compacted;
+    akka.stream.javadsl.Source<raftkv.client.WatchMessage, akka.NotUsed> messages = akka.stream.javadsl.Source.from(watchMessages);
+    return java.util.concurrent.CompletableFuture.completedFuture(ends ? messages
+        : messages.concat(akka.stream.javadsl.Source.<raftkv.client.WatchMessage>maybe().mapMaterializedValue(m -> akka.NotUsed.getInstance())));
+  }
 
   synchronized void reset() {
+    watchMessages = List.of();
+    watchFailure = null;
+    lastWatch = null;
     store = new KvStore();
     failure = null;
     throwFailure = false;

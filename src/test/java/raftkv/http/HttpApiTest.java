@@ -608,6 +608,82 @@ class HttpApiTest {
     }
   }
 
+  // ---- GET /v1/watch (API.md §4)
+
+  private static raftkv.kv.KeyValue kv(String key, byte[] value, long create, long mod, long version) {
+    return new raftkv.kv.KeyValue(key, value, create, mod, version, 0);
+  }
+
+  @Test
+  void aWatchIsServerSentEventsOneMessagePerRevisionWithProgressAndAFinalCompacted() throws Exception {
+    byte[] notUtf8 = {(byte) 0xff, 0};
+    raftkv.kv.Event put = new raftkv.kv.Event(raftkv.kv.Event.Type.PUT, kv("cfg/a", "2".getBytes(StandardCharsets.UTF_8), 3, 5, 2),
+        kv("cfg/a", "1".getBytes(StandardCharsets.UTF_8), 3, 3, 1));
+    raftkv.kv.Event delete = new raftkv.kv.Event(raftkv.kv.Event.Type.DELETE, kv("cfg/b", null, 0, 5, 0),
+        kv("cfg/b", notUtf8, 4, 4, 1));
+    kv.watchAnswers(List.of(
+        new raftkv.client.WatchMessage.Change(new raftkv.kv.RevisionEvents(5, List.of(put, delete))),
+        new raftkv.client.WatchMessage.Progress(7),
+        new raftkv.client.WatchMessage.Compacted(9)), null);
+    Reply reply = send("GET", "/v1/watch/cfg/?prefix=true&prevKv=true", null);
+    assertEquals(200, reply.status);
+    assertTrue(reply.contentType().startsWith("text/event-stream"), reply.contentType());
+    assertEquals(new raftkv.client.WatchRequest("cfg/", true, 0, true), kv.lastWatch());
+    assertEquals("id: 5\nevent: change\ndata: ["
+        + "{\"type\":\"put\",\"key\":\"cfg/a\",\"value\":\"2\",\"createRevision\":3,\"modRevision\":5,\"version\":2,"
+        + "\"prevKv\":{\"key\":\"cfg/a\",\"value\":\"1\",\"createRevision\":3,\"modRevision\":3,\"version\":1}},"
+        + "{\"type\":\"delete\",\"key\":\"cfg/b\",\"createRevision\":0,\"modRevision\":5,\"version\":0,"
+        + "\"prevKv\":{\"key\":\"cfg/b\",\"valueBase64\":\"/wA=\",\"createRevision\":4,\"modRevision\":4,\"version\":1}}]\n\n"
+        + "id: 7\nevent: progress\ndata: {}\n\n"
+        + "event: compacted\ndata: {\"compactRevision\":9}\n\n", reply.text());
+  }
+
+  @Test
+  void aWatchStartsAtFromRevisionOrAfterLastEventIdWhichWins() throws Exception {
+    kv.watchAnswers(List.of(new raftkv.client.WatchMessage.Compacted(1)), null);
+    assertEquals(200, send("GET", "/v1/watch/k?fromRevision=12", null).status);
+    assertEquals(new raftkv.client.WatchRequest("k", false, 12, false), kv.lastWatch());
+    assertEquals(200, send("GET", "/v1/watch/k?fromRevision=12", null, "Last-Event-ID", "20").status);
+    assertEquals(new raftkv.client.WatchRequest("k", false, 21, false), kv.lastWatch());
+    assertEquals(200, send("GET", "/v1/watch/a%2Fb", null).status);
+    assertEquals(new raftkv.client.WatchRequest("a/b", false, 0, false), kv.lastWatch());
+    assertEquals(200, send("GET", "/v1/watch?prefix=true", null).status);
+    assertEquals(new raftkv.client.WatchRequest("", true, 0, false), kv.lastWatch());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"/v1/watch/k?fromRevision=abc", "/v1/watch/k?fromRevision=-1", "/v1/watch/k?fromRevision=0",
+      "/v1/watch/k?fromRevision=99999999999999999999", "/v1/watch/k?prefix=maybe", "/v1/watch/k?prevKv=1",
+      "/v1/watch/", "/v1/watch"})
+  void aMalformedWatchIsA400AndOpensNothing(String path) throws Exception {
+    Reply reply = send("GET", path, null);
+    assertEquals(400, reply.status, reply.text());
+    assertEquals("bad_request", reply.json().get("error").asText());
+    assertEquals(null, kv.lastWatch());
+  }
+
+  @Test
+  void aMalformedLastEventIdIsA400() throws Exception {
+    Reply reply = send("GET", "/v1/watch/k", null, "Last-Event-ID", "five");
+    assertEquals(400, reply.status);
+    assertTrue(reply.json().get("message").asText().contains("Last-Event-ID"));
+    assertEquals(null, kv.lastWatch());
+  }
+
+  @Test
+  void aWatchFromACompactedRevisionIsA410NamingTheCompactRevision() throws Exception {
+    kv.watchAnswers(List.of(), RaftKvException.compacted(30, 5));
+    Reply reply = send("GET", "/v1/watch/k?fromRevision=5", null);
+    assertEquals(410, reply.status);
+    assertEquals("compacted", reply.json().get("error").asText());
+    assertEquals(30, reply.json().get("compactRevision").asLong());
+  }
+
+  @Test
+  void aWatchWithAnotherMethodIs405() throws Exception {
+    assertEquals(405, send("POST", "/v1/watch/k", new byte[0]).status);
+  }
+
   // ---- routes, methods
 
   @ParameterizedTest
