@@ -102,6 +102,7 @@ public final class RaftKvNode implements RaftKv {
         "raftkv", Props.empty());
     RaftKvNode started = new RaftKvNode(system, ref, settings, limits, raft, current, hub);
     self.set(started);
+    system.getWhenTerminated().thenRun(hub::shutdown); // open watches fail rather than wait for ever
     return started;
   }
 

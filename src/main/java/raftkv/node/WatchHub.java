@@ -75,6 +75,9 @@ public final class WatchHub implements KvStateMachine.Changes {
   private final HashMap<String, ArrayList<Watcher>> liveByKey = new HashMap<>();
   private final ArrayList<Watcher> livePrefixes = new ArrayList<>();
   private int watchers;
+  /** Every open watch, live or not. */
+  private final java.util.Set<Watcher> open = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+  private boolean stopped;
 
   public WatchHub(Settings settings, History history, Timers timers) {
     this.settings = settings;
@@ -196,6 +199,21 @@ public final class WatchHub implements KvStateMachine.Changes {
     }
   }
 
+  /**
+   * The node stopped: every open watch fails (its stream ends with an error), so that a client
+   * moves to another node instead of waiting for changes that will not come.
+   */
+  public void shutdown() {
+    List<Watcher> all = new ArrayList<>();
+    synchronized (this) {
+      stopped = true;
+      all.addAll(open);
+    }
+    for (Watcher w : all) {
+      w.fail(new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "the node stopped; resume the watch on another node"));
+    }
+  }
+
   // ---- the watchers' side -----------------------------------------------------------------------
 
   /**
@@ -205,6 +223,10 @@ public final class WatchHub implements KvStateMachine.Changes {
   public CompletionStage<Source<WatchMessage, NotUsed>> watch(WatchRequest request) {
     Watcher w;
     synchronized (this) {
+      if (stopped) {
+        return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.UNAVAILABLE,
+            "the node stopped"));
+      }
       if (head < 0) {
         return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.UNAVAILABLE,
             "the node is starting: its state machine is not open yet"));
@@ -215,6 +237,7 @@ public final class WatchHub implements KvStateMachine.Changes {
       }
       w = new Watcher(request, from);
       watchers++;
+      open.add(w);
       if (from > head) {
         w.goLive(); // from a future revision: the live stream reaches it
       }
@@ -240,6 +263,7 @@ public final class WatchHub implements KvStateMachine.Changes {
     boolean reading;
     boolean ended;
     boolean closed;
+    Throwable failure;
     CompletableFuture<Optional<WatchMessage>> waiting;
     Runnable progressTimer;
 
@@ -321,6 +345,9 @@ public final class WatchHub implements KvStateMachine.Changes {
     CompletionStage<Optional<WatchMessage>> next() {
       KvQuery.History query;
       synchronized (WatchHub.this) {
+        if (failure != null) {
+          return CompletableFuture.failedFuture(failure);
+        }
         if (closed) {
           return CompletableFuture.completedFuture(Optional.empty());
         }
@@ -405,6 +432,22 @@ public final class WatchHub implements KvStateMachine.Changes {
       }
     }
 
+    void fail(Throwable cause) {
+      CompletableFuture<Optional<WatchMessage>> f;
+      synchronized (WatchHub.this) {
+        if (closed) {
+          return;
+        }
+        failure = cause;
+        f = waiting;
+        waiting = null;
+        cancelProgress();
+      }
+      if (f != null) {
+        f.completeExceptionally(cause);
+      }
+    }
+
     void close() {
       CompletableFuture<Optional<WatchMessage>> f;
       synchronized (WatchHub.this) {
@@ -413,6 +456,7 @@ public final class WatchHub implements KvStateMachine.Changes {
         }
         closed = true;
         watchers--;
+        open.remove(this);
         demote(next);
         queue.clear();
         queuedBytes = 0;
