@@ -72,6 +72,30 @@ public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps) {
       checkCompares(txn.compare());
       checkOps(txn.success(), "success");
       checkOps(txn.failure(), "failure");
+    } else if (command instanceof KvCommand.Idempotent idem) {
+      checkIdempotencyKey(idem.key());
+      if (idem.fingerprint() == null || idem.fingerprint().length > MAX_FINGERPRINT_BYTES) {
+        throw badRequest("an idempotent request's fingerprint is missing or over " + MAX_FINGERPRINT_BYTES + " bytes");
+      }
+      if (idem.command() instanceof KvCommand.Idempotent) {
+        throw badRequest("an idempotent command cannot hold another");
+      }
+      validate(idem.command());
+    }
+  }
+
+  /** API.md §3: an Idempotency-Key is at most this many bytes (of UTF-8). */
+  public static final int MAX_IDEMPOTENCY_KEY_BYTES = 256;
+  private static final int MAX_FINGERPRINT_BYTES = 64;
+
+  /** Checks an {@code Idempotency-Key}: not empty, at most 256 bytes of UTF-8. */
+  public static void checkIdempotencyKey(String key) {
+    if (key == null || key.isEmpty()) {
+      throw badRequest("the Idempotency-Key is empty");
+    }
+    int bytes = key.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+    if (bytes > MAX_IDEMPOTENCY_KEY_BYTES) {
+      throw badRequest("the Idempotency-Key is " + bytes + " bytes, the limit is " + MAX_IDEMPOTENCY_KEY_BYTES);
     }
   }
 

@@ -36,6 +36,11 @@ final class ApiError extends RuntimeException {
     this.value = value;
   }
 
+  /** 422: an Idempotency-Key used before with a different request; nothing was applied. */
+  static ApiError idempotencyKeyReused(String message) {
+    return new ApiError(StatusCodes.UNPROCESSABLE_ENTITY, "idempotency_key_reused", message, null);
+  }
+
   /** 410: a watch from a revision that compaction removed; the body names {@code compactRevision}. */
   static ApiError compacted(String message, long compactRevision) {
     return new ApiError(StatusCodes.GONE, "compacted", message, "compactRevision", compactRevision);

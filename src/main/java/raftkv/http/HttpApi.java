@@ -366,8 +366,51 @@ public final class HttpApi {
       KvCommand.Put put = new KvCommand.Put(key, value, lease,
           ifMatch == null ? null : modRevision(ifMatch), ifNoneMatch != null && createOnly(ifNoneMatch));
       limits.validate(put);
-      return kv.write(put);
-    }).thenApply(HttpApi::putResponse);
+      return kv.write(idempotent(request, put, value));
+    }).thenApply(result -> idempotentResponse(result, HttpApi::putResponse));
+  }
+
+  /**
+   * {@code command} under the request's {@code Idempotency-Key} (API.md §3), when it has one: the
+   * state machine applies it at most once per key, and knows the request again by a SHA-256 of its
+   * method, target (path and query), preconditions and body.
+   */
+  private static KvCommand idempotent(HttpRequest request, KvCommand command, byte[] body) {
+    String key = header(request, "Idempotency-Key");
+    if (key == null) {
+      return command;
+    }
+    KvLimits.checkIdempotencyKey(key);
+    java.security.MessageDigest sha;
+    try {
+      sha = java.security.MessageDigest.getInstance("SHA-256");
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException("this JVM has no SHA-256", e);
+    }
+    RequestTarget target = RequestTarget.of(request);
+    for (String part : new String[] {request.method().value(), target.path(), target.query(),
+        header(request, "If-Match"), header(request, "If-None-Match")}) {
+      byte[] bytes = part == null ? new byte[] {(byte) 0xff} : part.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      sha.update(java.nio.ByteBuffer.allocate(4).putInt(bytes.length).array());
+      sha.update(bytes);
+    }
+    sha.update(body == null ? new byte[0] : body);
+    return new KvCommand.Idempotent(key, sha.digest(), command);
+  }
+
+  /** The answer to a write that may carry an Idempotency-Key: a retry gets the first answer, marked as such. */
+  private static HttpResponse idempotentResponse(KvResult result, java.util.function.Function<KvResult, HttpResponse> answer) {
+    if (result instanceof KvResult.Replayed replayed) {
+      if (replayed.first() == null) {
+        return ApiError.conflict("a request with this Idempotency-Key was applied before; its answer was too large to"
+            + " keep (over " + raftkv.kv.KvDb.MAX_KEPT_RESULT_BYTES / 1024 + " KiB): read the keys it wrote").toResponse();
+      }
+      return answer.apply(replayed.first()).addHeader(RawHeader.create("Idempotent-Replayed", "true"));
+    } else if (result instanceof KvResult.IdempotencyKeyReused reused) {
+      return ApiError.idempotencyKeyReused("the Idempotency-Key was used before with a different request (method,"
+          + " path, query, preconditions or body); nothing was applied").toResponse();
+    }
+    return answer.apply(result);
   }
 
   private static HttpResponse putResponse(KvResult result) {
@@ -449,14 +492,14 @@ public final class HttpApi {
       }
       KvCommand.Delete delete = new KvCommand.Delete(key, prefix, ifMatch == null ? null : modRevision(ifMatch));
       limits.validate(delete);
-      return kv.write(delete).thenApply(result -> {
+      return kv.write(idempotent(request, delete, null)).thenApply(r -> idempotentResponse(r, result -> {
         if (result instanceof KvResult.DeleteDone done) {
           return HttpResponse.create().withEntity(Json.deleteDone(done));
         } else if (result instanceof KvResult.PreconditionFailed failed) {
           return ApiError.preconditionFailed(failed.currentModRevision()).toResponse();
         }
         throw unexpected(result);
-      });
+      }));
     });
   }
 
@@ -468,18 +511,18 @@ public final class HttpApi {
           if (failure != null) {
             throw bodyFailure(failure, "the transaction is larger than the server accepts");
           }
-          return TxnRequest.parse(strict.toArray(), maxJsonDepth);
-        })
-        .thenCompose(txn -> {
+          byte[] body = strict.toArray();
+          KvCommand.Txn txn = TxnRequest.parse(body, maxJsonDepth);
           limits.validate(txn);
-          return kv.write(txn);
+          return idempotent(request, txn, body);
         })
-        .thenApply(result -> {
+        .thenCompose(kv::write)
+        .thenApply(r -> idempotentResponse(r, result -> {
           if (!(result instanceof KvResult.TxnDone done)) {
             throw unexpected(result);
           }
           return HttpResponse.create().withEntity(Json.txnDone(done));
-        }));
+        })));
   }
 
   // ---- GET /v1/cluster/status, GET /health

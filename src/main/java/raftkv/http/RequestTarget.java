@@ -24,6 +24,16 @@ final class RequestTarget {
     this.query = query;
   }
 
+  /** The raw path, percent-encoded as it came. */
+  String path() {
+    return path;
+  }
+
+  /** The raw query, or null. */
+  String query() {
+    return query;
+  }
+
   static RequestTarget of(HttpRequest request) {
     Optional<RawRequestURI> raw = request.getHeader(RawRequestURI.class);
     return parse(raw.isPresent() ? raw.get().uri() : request.getUri().toRelative().toString());

@@ -28,6 +28,7 @@ public final class KvCodec {
   private static final byte PUT = 1;
   private static final byte DELETE = 2;
   private static final byte TXN = 3;
+  private static final byte IDEMPOTENT = 4;
   private static final byte OP_PUT = 1;
   private static final byte OP_GET = 2;
   private static final byte OP_DELETE = 3;
@@ -43,6 +44,8 @@ public final class KvCodec {
   private static final byte GET_DONE = 5;
   private static final byte RANGE_DONE = 6;
   private static final byte HISTORY_DONE = 7;
+  private static final byte REPLAYED = 8;
+  private static final byte IDEMPOTENCY_KEY_REUSED = 9;
 
   private static final byte EVENT_PUT = 0;
   private static final byte EVENT_DELETE = 1;
@@ -94,6 +97,8 @@ public final class KvCodec {
             + (c.value() == null ? 1 : 1 + bytesBytes(c.value()));
       }
       n += opsBytes(t.success()) + opsBytes(t.failure());
+    } else if (command instanceof KvCommand.Idempotent i) {
+      n = 1 + stringBytes(i.key()) + bytesBytes(i.fingerprint()) + (commandBytes(i.command()) - 1L);
     } else {
       throw new IllegalArgumentException("unknown command " + command);
     }
@@ -141,6 +146,12 @@ public final class KvCodec {
       }
       ops(out, t.success());
       ops(out, t.failure());
+    } else if (command instanceof KvCommand.Idempotent i) {
+      if (i.command() instanceof KvCommand.Idempotent) {
+        throw new IllegalArgumentException("an idempotent command cannot hold another");
+      }
+      out.b(IDEMPOTENT).s(i.key()).bytes(i.fingerprint());
+      command(out, i.command());
     } else {
       throw new IllegalArgumentException("unknown command " + command);
     }
@@ -148,6 +159,15 @@ public final class KvCodec {
 
   private static KvCommand command(In in) {
     byte kind = in.b();
+    if (kind == IDEMPOTENT) {
+      String key = in.s();
+      byte[] fingerprint = in.bytes();
+      byte inner = in.peek();
+      if (inner == IDEMPOTENT) {
+        throw in.corrupt("an idempotent command holds another");
+      }
+      return new KvCommand.Idempotent(key, fingerprint, command(in));
+    }
     return switch (kind) {
       case PUT -> new KvCommand.Put(in.s(), in.bytes(), in.l(), in.nl(), in.bool());
       case DELETE -> new KvCommand.Delete(in.s(), in.bool(), in.nl());
@@ -310,6 +330,15 @@ public final class KvCodec {
         keyValue(out, kv);
       }
       out.bool(r.more());
+    } else if (result instanceof KvResult.Replayed r) {
+      out.b(REPLAYED);
+      if (r.first() == null) {
+        out.bool(false);
+      } else {
+        result(out.bool(true), r.first());
+      }
+    } else if (result instanceof KvResult.IdempotencyKeyReused k) {
+      out.b(IDEMPOTENCY_KEY_REUSED).s(k.key());
     } else if (result instanceof KvResult.HistoryDone h) {
       out.b(HISTORY_DONE).l(h.compactRevision()).l(h.scannedTo()).l(h.revision()).i(h.events().size());
       for (RevisionEvents r : h.events()) {
@@ -350,6 +379,8 @@ public final class KvCodec {
         }
         yield new KvResult.RangeDone(revision, List.of(kvs), in.bool());
       }
+      case REPLAYED -> new KvResult.Replayed(in.bool() ? result(in, depth + 1) : null);
+      case IDEMPOTENCY_KEY_REUSED -> new KvResult.IdempotencyKeyReused(in.s());
       case HISTORY_DONE -> {
         long compact = in.l();
         long scannedTo = in.l();
@@ -409,6 +440,28 @@ public final class KvCodec {
     out.b(VERSION).l(time);
     events(out, events);
     return out.toBytes();
+  }
+
+  /** An idempotency record: the fingerprint, time, sequence and the first result when kept. */
+  static byte[] encodeIdempotencyRecord(KvDb.IdempotencyRecord r) {
+    Out out = new Out(64);
+    out.b(VERSION).bytes(r.fingerprint()).l(r.time()).l(r.seq());
+    if (r.result() == null) {
+      out.bool(false);
+    } else {
+      result(out.bool(true), r.result());
+    }
+    return out.toBytes();
+  }
+
+  static KvDb.IdempotencyRecord decodeIdempotencyRecord(byte[] bytes) {
+    In in = In.open(bytes, "idempotency record");
+    byte[] fingerprint = in.bytes();
+    long time = in.l();
+    long seq = in.l();
+    KvResult result = in.bool() ? result(in, 0) : null;
+    in.end();
+    return new KvDb.IdempotencyRecord(fingerprint, time, seq, result);
   }
 
   /** The time of a history record, reading nothing else. */
@@ -594,6 +647,12 @@ public final class KvCodec {
       if (n > remaining()) {
         throw corrupt("truncated: " + n + " bytes needed at " + pos);
       }
+    }
+
+    /** The next byte, not consumed. */
+    byte peek() {
+      need(1);
+      return buf[pos];
     }
 
     byte b() {

@@ -14,7 +14,8 @@ import java.util.List;
 @JsonSubTypes({
     @JsonSubTypes.Type(value = KvCommand.Put.class, name = "put"),
     @JsonSubTypes.Type(value = KvCommand.Delete.class, name = "del"),
-    @JsonSubTypes.Type(value = KvCommand.Txn.class, name = "txn")})
+    @JsonSubTypes.Type(value = KvCommand.Txn.class, name = "txn"),
+    @JsonSubTypes.Type(value = KvCommand.Idempotent.class, name = "idem")})
 public sealed interface KvCommand extends CborSerializable {
 
   /**
@@ -41,4 +42,13 @@ public sealed interface KvCommand extends CborSerializable {
 
   /** All compares true: apply {@code success}, else {@code failure}; atomically, one revision. */
   record Txn(List<Compare> compare, List<TxnOp> success, List<TxnOp> failure) implements KvCommand {}
+
+  /**
+   * {@code command} under a client's idempotency key (API.md §3): applied at most once per key.
+   * When the state machine already holds a record of {@code key} with the same {@code
+   * fingerprint} (a digest of the request), it answers {@link KvResult.Replayed} with the first
+   * result and changes nothing; with another fingerprint, {@link KvResult.IdempotencyKeyReused}.
+   * Records are kept for at least the configured retention, by the time stamped into entries.
+   */
+  record Idempotent(String key, byte[] fingerprint, KvCommand command) implements KvCommand {}
 }

@@ -76,13 +76,23 @@ public final class KvDb implements AutoCloseable {
   static final int META_FORMAT_1 = 1;
   /** First int of a {@link View#writeTo} stream: "RKVD". */
   static final int STREAM_MAGIC = 0x524B5644;
-  static final int STREAM_FORMAT = 1;
+  /** Format 2 adds the time, the idempotency records and their sequence; format 1 is still read. */
+  static final int STREAM_FORMAT = 2;
+  static final int STREAM_FORMAT_1 = 1;
   /** The int after a stream's last key: "RKVE". */
   static final int STREAM_END = 0x524B5645;
 
   private static final byte DATA = 'k';
   /** History records: {@code 'h'} + the revision as 8 bytes big-endian. */
   private static final byte HISTORY = 'h';
+  /** Idempotency records: {@code 'i'} + the client's key in UTF-8. */
+  private static final byte IDEMPOTENCY = 'i';
+  /** The idempotency records in the order they were made: {@code 'j'} + time + sequence (8 bytes each) → the key. */
+  private static final byte IDEMPOTENCY_ORDER = 'j';
+  private static final byte[] IDEMPOTENCY_START = {IDEMPOTENCY};
+  private static final byte[] IDEMPOTENCY_ORDER_START = {IDEMPOTENCY_ORDER};
+  /** A first result larger than this is not kept: a retry learns it was applied, not what it answered. */
+  public static final int MAX_KEPT_RESULT_BYTES = 256 * 1024;
   /** A commit deletes at most this many history records, so that a change of retention cannot make one huge write. */
   static final int MAX_COMPACT_STEP = 10_000;
   /** A history read collects at most about this many bytes of keys and values. */
@@ -90,7 +100,7 @@ public final class KvDb implements AutoCloseable {
   private static final byte[] META_KEY = {'m'};
   private static final byte[] DATA_START = {DATA};
   private static final int META_BYTES_1 = 4 + 4 + 4 * 8;
-  private static final int META_BYTES = 4 + 4 + 6 * 8;
+  private static final int META_BYTES = 4 + 4 + 8 * 8;
 
   private static final String RESTORING = ".restoring";
   private static final String OLD = ".old";
@@ -115,6 +125,11 @@ public final class KvDb implements AutoCloseable {
   private volatile long compactRevision;
   /** The time stamped into the last entry applied (ms), never going back: what history retention counts from. */
   private long time;
+  /** Idempotency records on disk (some may be past retention, awaiting deletion), and the last sequence given one. */
+  private long idemCount;
+  private long idemSeq;
+  /** The time of the oldest idempotency record on disk, -1 when not known. */
+  private long oldestIdemTime = -1;
   private final Retention retention;
   /** The time of history record {@code oldestTimeOf}, cached so that a commit does not read it again. */
   private long oldestTime;
@@ -135,15 +150,27 @@ public final class KvDb implements AutoCloseable {
    * more than {@code revisions} newer ones exist, or once it is older than {@code millis} by the
    * time stamped into the entries (0: no limit by time).
    */
-  public record Retention(long revisions, long millis) {
-    public static final Retention DEFAULT = new Retention(100_000, 3_600_000);
+  public record Retention(long revisions, long millis, long idempotencyMillis, long idempotencyRecords) {
+    public static final Retention DEFAULT = new Retention(100_000, 3_600_000, 600_000, 100_000);
 
     public Retention {
       if (revisions < 1 || millis < 0) {
         throw new IllegalArgumentException("history retention needs at least 1 revision and a time of 0 or more, not "
             + revisions + " revisions and " + millis + " ms");
       }
+      if (idempotencyMillis < 1 || idempotencyRecords < 1) {
+        throw new IllegalArgumentException("idempotency retention needs a time and a count of at least 1, not "
+            + idempotencyMillis + " ms and " + idempotencyRecords + " records");
+      }
     }
+
+    /** History retention as given, idempotency records as by default. */
+    public Retention(long revisions, long millis) {
+      this(revisions, millis, DEFAULT_IDEMPOTENCY_MILLIS, DEFAULT_IDEMPOTENCY_RECORDS);
+    }
+
+    private static final long DEFAULT_IDEMPOTENCY_MILLIS = 600_000;
+    private static final long DEFAULT_IDEMPOTENCY_RECORDS = 100_000;
   }
 
   /**
@@ -370,13 +397,37 @@ public final class KvDb implements AutoCloseable {
     return ByteBuffer.allocate(9).put(HISTORY).putLong(revision).array();
   }
 
+  private static byte[] idempotencyKey(String key) {
+    byte[] k = encodeKey(key, 1);
+    k[0] = IDEMPOTENCY;
+    return k;
+  }
+
+  private static byte[] idempotencyOrderKey(long time, long seq) {
+    return ByteBuffer.allocate(17).put(IDEMPOTENCY_ORDER).putLong(time).putLong(seq).array();
+  }
+
+  private IdempotencyRecord storedIdempotency(String key, byte[] stored) {
+    try {
+      return KvCodec.decodeIdempotencyRecord(stored);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalStateException("KV database " + dir + " is corrupt at the idempotency record of '" + key + "': "
+          + e.getMessage());
+    }
+  }
+
+  /** The number of idempotency records on disk, for tests and status. */
+  public long idempotencyRecords() {
+    return idemCount;
+  }
+
   /**
    * Makes everything committed durable: one synced write of the meta record, which LevelDB's
    * sequential log writes after every earlier one. Returns the index it made durable.
    */
   public long sync() {
     checkOpen();
-    handle.db.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, revision, keyCount, compactRevision, time)), synced);
+    handle.db.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, revision, keyCount, compactRevision, time, idemCount, idemSeq)), synced);
     return appliedIndex;
   }
 
@@ -387,7 +438,7 @@ public final class KvDb implements AutoCloseable {
    */
   public void rebase(long index, long term) {
     checkOpen();
-    handle.db.put(META_KEY, meta(new Meta(index, term, revision, keyCount, compactRevision, time)), synced);
+    handle.db.put(META_KEY, meta(new Meta(index, term, revision, keyCount, compactRevision, time, idemCount, idemSeq)), synced);
     generation++;
     appliedIndex = index;
     appliedTerm = term;
@@ -403,7 +454,8 @@ public final class KvDb implements AutoCloseable {
       throw new IllegalStateException("KV database " + dir + " is closed");
     }
     try {
-      return new View(handle, handle.db.getSnapshot(), appliedIndex, appliedTerm, revision, keyCount);
+      return new View(handle, handle.db.getSnapshot(), appliedIndex, appliedTerm, revision, keyCount, time, idemCount,
+          idemSeq);
     } catch (RuntimeException e) {
       handle.release();
       throw e;
@@ -515,7 +567,10 @@ public final class KvDb implements AutoCloseable {
     keyCount = meta.keyCount();
     compactRevision = meta.compactRevision();
     time = meta.time();
+    idemCount = meta.idemCount();
+    idemSeq = meta.idemSeq();
     oldestTimeOf = -1;
+    oldestIdemTime = -1;
   }
 
   // ---------------------------------------------------------------- batches
@@ -530,6 +585,22 @@ public final class KvDb implements AutoCloseable {
   private record Made(long revision, ArrayList<Event> events) {}
 
   /**
+   * A client's idempotency key's record: the request's fingerprint, the time and sequence of the
+   * entry that made it, and the first result (null when it was too large to keep).
+   */
+  record IdempotencyRecord(byte[] fingerprint, long time, long seq, KvResult result) {}
+
+  /**
+   * Whether {@code record} still counts at an entry of time {@code now} after sequence {@code seq}
+   * was given out: it is among the newest {@code idempotencyRecords} and not older than {@code
+   * idempotencyMillis}. Only the log decides this (time and sequence are in it), so every node
+   * answers a retry alike, whenever it deletes old records.
+   */
+  private boolean live(IdempotencyRecord record, long now, long seq) {
+    return record.seq() > seq - retention.idempotencyRecords() && record.time() >= now - retention.idempotencyMillis();
+  }
+
+  /**
    * Commands applied against the committed state plus their own earlier writes, written by {@link
    * #commit} all at once with the meta record. Results are exactly {@link KvStore#apply}'s.
    */
@@ -541,6 +612,13 @@ public final class KvDb implements AutoCloseable {
     private long batchRevision = revision;
     private long batchKeyCount = keyCount;
     private final ArrayList<Made> made = new ArrayList<>();
+    /** Idempotency records this batch made, by key. */
+    private final HashMap<String, IdempotencyRecord> idemMade = new HashMap<>();
+    /** Records on disk this batch replaced (past retention): their order entries go. */
+    private final ArrayList<IdempotencyRecord> idemReplaced = new ArrayList<>();
+    private long batchIdemSeq = idemSeq;
+    /** The time of the entry being applied: never before the database's. */
+    private long batchTime = time;
     private List<RevisionEvents> committedEvents = List.of();
     private boolean done;
 
@@ -566,8 +644,20 @@ public final class KvDb implements AutoCloseable {
      * so the caller can skip it.
      */
     public KvResult apply(KvCommand command) {
+      return apply(command, 0);
+    }
+
+    /**
+     * As {@link #apply(KvCommand)}, for an entry stamped with {@code entryTime} (ms, 0 for none):
+     * what idempotency records are kept by.
+     */
+    public KvResult apply(KvCommand command, long entryTime) {
       Objects.requireNonNull(command, "command");
       checkUsable();
+      batchTime = Math.max(batchTime, entryTime);
+      if (command instanceof KvCommand.Idempotent idem) {
+        return idempotent(idem);
+      }
       long revisionBefore = batchRevision;
       long keyCountBefore = batchKeyCount;
       int madeBefore = made.size();
@@ -631,8 +721,9 @@ public final class KvDb implements AutoCloseable {
         throw new IllegalArgumentException("cannot commit index " + appliedIndex + ": KV database " + dir
             + " is at index " + KvDb.this.appliedIndex);
       }
-      long newTime = Math.max(time, entryTime);
+      long newTime = Math.max(batchTime, entryTime);
       long newCompact;
+      long finalIdemCount;
       RevisionEvents[] events = new RevisionEvents[made.size()];
       try (WriteBatch writes = db.db.createWriteBatch()) {
         for (Pending pending : overlay.values()) {
@@ -651,7 +742,24 @@ public final class KvDb implements AutoCloseable {
         for (long r = compactRevision + 1; r <= newCompact; r++) {
           writes.delete(historyKey(r));
         }
-        writes.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, batchRevision, batchKeyCount, newCompact, newTime)));
+        for (IdempotencyRecord replaced : idemReplaced) {
+          writes.delete(idempotencyOrderKey(replaced.time(), replaced.seq()));
+        }
+        long newIdemCount = idemCount - idemReplaced.size();
+        long evicted = evictIdempotency(writes, newTime, batchIdemSeq, newIdemCount);
+        newIdemCount -= evicted;
+        for (Map.Entry<String, IdempotencyRecord> e : idemMade.entrySet()) {
+          IdempotencyRecord r = e.getValue();
+          writes.put(idempotencyKey(e.getKey()), KvCodec.encodeIdempotencyRecord(r));
+          writes.put(idempotencyOrderKey(r.time(), r.seq()), encodeKey(e.getKey(), 0));
+          if (oldestIdemTime < 0 && newIdemCount == 0) {
+            oldestIdemTime = r.time();
+          }
+        }
+        newIdemCount += idemMade.size();
+        writes.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, batchRevision, batchKeyCount, newCompact, newTime,
+            newIdemCount, batchIdemSeq)));
+        finalIdemCount = newIdemCount;
         db.db.write(writes, unsynced);
       } catch (IOException e) {
         throw new UncheckedIOException("cannot release a write batch of KV database " + dir, e);
@@ -664,6 +772,8 @@ public final class KvDb implements AutoCloseable {
       keyCount = batchKeyCount;
       compactRevision = newCompact;
       time = newTime;
+      idemCount = finalIdemCount;
+      idemSeq = batchIdemSeq;
       committedEvents = List.of(events);
     }
 
@@ -724,6 +834,81 @@ public final class KvDb implements AutoCloseable {
         throw new IllegalStateException("KV database " + dir
             + " changed since this batch began (another batch committed, a restore, or a close)");
       }
+    }
+
+    private KvResult idempotent(KvCommand.Idempotent idem) {
+      if (idem.command() instanceof KvCommand.Idempotent) {
+        throw new IllegalArgumentException("an idempotent command cannot hold another");
+      }
+      IdempotencyRecord record = idemMade.get(idem.key());
+      IdempotencyRecord stale = null;
+      boolean onDisk = false;
+      if (record == null) {
+        byte[] stored = db.db.get(idempotencyKey(idem.key()), reads);
+        if (stored != null) {
+          record = storedIdempotency(idem.key(), stored);
+          onDisk = true;
+        }
+      }
+      if (record != null && !live(record, batchTime, batchIdemSeq)) {
+        // past retention, whether or not it is deleted yet: as if absent, and replaced below
+        stale = onDisk ? record : null;
+        record = null;
+      }
+      if (record != null) {
+        return Arrays.equals(record.fingerprint(), idem.fingerprint())
+            ? new KvResult.Replayed(record.result()) : new KvResult.IdempotencyKeyReused(idem.key());
+      }
+      KvResult result = apply(idem.command(), batchTime);
+      KvResult kept = KvCodec.encode(result).length <= MAX_KEPT_RESULT_BYTES ? result : null;
+      idemMade.put(idem.key(), new IdempotencyRecord(idem.fingerprint().clone(), batchTime, ++batchIdemSeq, kept));
+      if (stale != null) {
+        idemReplaced.add(stale);
+      }
+      return result;
+    }
+
+    /**
+     * Deletes idempotency records past retention, oldest first, at most {@link #MAX_COMPACT_STEP};
+     * returns how many went. Only records already on disk: this batch's own are newer.
+     */
+    private long evictIdempotency(WriteBatch writes, long now, long seq, long count) {
+      if (count == 0 || (oldestIdemTime >= 0 && oldestIdemTime >= now - retention.idempotencyMillis()
+          && count <= retention.idempotencyRecords())) {
+        return 0;
+      }
+      long evicted = 0;
+      long steps = 0;
+      long oldest = -1;
+      try (DBIterator it = db.db.iterator(reads)) {
+        it.seek(IDEMPOTENCY_ORDER_START);
+        while (it.hasNext() && steps < MAX_COMPACT_STEP) {
+          Map.Entry<byte[], byte[]> entry = it.next();
+          byte[] orderKey = entry.getKey();
+          if (orderKey.length != 17 || orderKey[0] != IDEMPOTENCY_ORDER) {
+            break;
+          }
+          ByteBuffer b = ByteBuffer.wrap(orderKey, 1, 16);
+          long t = b.getLong();
+          long s = b.getLong();
+          String key = decodeKey(entry.getValue(), 0);
+          if (s > seq - retention.idempotencyRecords() && t >= now - retention.idempotencyMillis()) {
+            oldest = t;
+            break;
+          }
+          writes.delete(orderKey);
+          steps++;
+          if (idemMade.containsKey(key)) {
+            continue; // a stale record this batch replaced (counted there); the new one stays
+          }
+          writes.delete(idempotencyKey(key));
+          evicted++;
+        }
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot close an iterator of KV database " + dir, e);
+      }
+      oldestIdemTime = oldest;
+      return evicted;
     }
 
     private KvResult put(KvCommand.Put put) {
@@ -952,7 +1137,15 @@ public final class KvDb implements AutoCloseable {
     private final long keyCount;
     private boolean closed;
 
-    private View(Handle db, Snapshot snapshot, long index, long term, long revision, long keyCount) {
+    private final long time;
+    private final long idemCount;
+    private final long idemSeq;
+
+    private View(Handle db, Snapshot snapshot, long index, long term, long revision, long keyCount, long time,
+                 long idemCount, long idemSeq) {
+      this.time = time;
+      this.idemCount = idemCount;
+      this.idemSeq = idemSeq;
       this.db = db;
       this.snapshot = snapshot;
       this.index = index;
@@ -1002,6 +1195,9 @@ public final class KvDb implements AutoCloseable {
       data.writeLong(term);
       data.writeLong(revision);
       data.writeLong(keyCount);
+      data.writeLong(time);
+      data.writeLong(idemCount);
+      data.writeLong(idemSeq);
       long written = 0;
       ReadOptions options = new ReadOptions().snapshot(snapshot).fillCache(false).verifyChecksums(true);
       try (DBIterator it = db.db.iterator(options)) {
@@ -1028,6 +1224,29 @@ public final class KvDb implements AutoCloseable {
       if (written != keyCount) {
         throw new IOException("KV database " + dir + " holds " + written + " keys at index " + index
             + " but its meta record counts " + keyCount);
+      }
+      // the idempotency records: a retry is answered alike on a node restored from this
+      long records = 0;
+      try (DBIterator it = db.db.iterator(options)) {
+        it.seek(IDEMPOTENCY_START);
+        while (it.hasNext()) {
+          Map.Entry<byte[], byte[]> entry = it.next();
+          byte[] key = entry.getKey();
+          if (key.length == 0 || key[0] != IDEMPOTENCY) {
+            break;
+          }
+          varint(data, key.length - 1);
+          data.write(key, 1, key.length - 1);
+          varint(data, entry.getValue().length);
+          data.write(entry.getValue());
+          records++;
+        }
+      } catch (RuntimeException e) {
+        throw new IOException("cannot read KV database " + dir + ": " + oneLine(e), e);
+      }
+      if (records != idemCount) {
+        throw new IOException("KV database " + dir + " holds " + records + " idempotency records at index " + index
+            + " but its meta record counts " + idemCount);
       }
       data.writeInt(STREAM_END);
       data.flush();
@@ -1078,14 +1297,22 @@ public final class KvDb implements AutoCloseable {
         throw badStream(String.format("magic is 0x%08x, expected 0x%08x", magic, STREAM_MAGIC));
       }
       int format = data.readInt();
-      if (format != STREAM_FORMAT) {
-        throw badStream("format " + format + " is not supported, this build reads format " + STREAM_FORMAT);
+      if (format != STREAM_FORMAT && format != STREAM_FORMAT_1) {
+        throw badStream("format " + format + " is not supported, this build reads formats " + STREAM_FORMAT_1
+            + " and " + STREAM_FORMAT);
       }
       long index = data.readLong();
       long term = data.readLong();
       long revision = data.readLong();
+      long keys = data.readLong();
+      long time = format == STREAM_FORMAT ? data.readLong() : 0;
+      long idemCount = format == STREAM_FORMAT ? data.readLong() : 0;
+      long idemSeq = format == STREAM_FORMAT ? data.readLong() : 0;
       // a restored database keeps no history: it starts at the stream's revision
-      Meta meta = new Meta(index, term, revision, data.readLong(), revision, 0);
+      Meta meta = new Meta(index, term, revision, keys, revision, time, idemCount, idemSeq);
+      if (time < 0 || idemCount < 0 || idemSeq < 0) {
+        throw badStream("the header has a negative field: " + meta);
+      }
       if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0) {
         throw badStream("the header has a negative field: " + meta);
       }
@@ -1116,6 +1343,33 @@ public final class KvDb implements AutoCloseable {
               batch = db.createWriteBatch();
               batchBytes = 0;
             }
+            previous = key;
+          }
+          previous = null;
+          for (long i = 0; i < meta.idemCount(); i++) {
+            byte[] key = readBytes(data, readVarint(data));
+            String decoded;
+            try {
+              decoded = decodeKey(key, 0);
+            } catch (IllegalArgumentException e) {
+              throw badStream("idempotency key " + i + " is not UTF-8");
+            }
+            if (previous != null && Arrays.compareUnsigned(previous, key) >= 0) {
+              throw badStream("idempotency keys are not in strictly increasing order at " + i);
+            }
+            byte[] record = readBytes(data, readVarint(data));
+            IdempotencyRecord r;
+            try {
+              r = KvCodec.decodeIdempotencyRecord(record);
+            } catch (IllegalArgumentException e) {
+              throw badStream("idempotency record " + i + " is corrupt: " + e.getMessage());
+            }
+            if (r.seq() < 1 || r.seq() > meta.idemSeq() || r.time() < 0 || r.time() > meta.time()) {
+              throw badStream("idempotency record " + i + " has sequence " + r.seq() + " and time " + r.time()
+                  + " past the header's " + meta.idemSeq() + " and " + meta.time());
+            }
+            batch.put(idempotencyKey(decoded), record);
+            batch.put(idempotencyOrderKey(r.time(), r.seq()), key);
             previous = key;
           }
           int end = data.readInt();
@@ -1198,7 +1452,8 @@ public final class KvDb implements AutoCloseable {
    * The meta record's fields: the applied index and term, store revision, key count, compact
    * revision and the time of the last entry applied.
    */
-  private record Meta(long index, long term, long revision, long keyCount, long compactRevision, long time) {}
+  private record Meta(long index, long term, long revision, long keyCount, long compactRevision, long time,
+                      long idemCount, long idemSeq) {}
 
   private static Options options(boolean create) {
     return new Options()
@@ -1255,7 +1510,7 @@ public final class KvDb implements AutoCloseable {
         throw new IllegalStateException(
             "KV database " + dir + " is not a raftkv KV database: it is a LevelDB without a raftkv meta record");
       }
-      Meta meta = new Meta(0, 0, 0, 0, 0, 0);
+      Meta meta = new Meta(0, 0, 0, 0, 0, 0, 0, 0);
       db.put(META_KEY, meta(meta), new WriteOptions().sync(true));
       return meta;
     }
@@ -1275,10 +1530,12 @@ public final class KvDb implements AutoCloseable {
     }
     // format 1 kept no history: it starts at the current revision
     Meta meta = format == META_FORMAT
-        ? new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(40), b.getLong(48))
-        : new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(24), 0);
+        ? new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(40), b.getLong(48),
+            b.getLong(56), b.getLong(64))
+        : new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(24), 0, 0, 0);
     if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0
-        || meta.compactRevision() < 0 || meta.compactRevision() > meta.revision() || meta.time() < 0) {
+        || meta.compactRevision() < 0 || meta.compactRevision() > meta.revision() || meta.time() < 0
+        || meta.idemCount() < 0 || meta.idemSeq() < 0) {
       throw new IllegalStateException("KV database " + dir + " is corrupt: its meta record says " + meta);
     }
     return meta;
@@ -1287,7 +1544,7 @@ public final class KvDb implements AutoCloseable {
   private static byte[] meta(Meta m) {
     return ByteBuffer.allocate(META_BYTES)
         .putInt(META_MAGIC).putInt(META_FORMAT).putLong(m.index()).putLong(m.term()).putLong(m.revision())
-        .putLong(m.keyCount()).putLong(m.compactRevision()).putLong(m.time())
+        .putLong(m.keyCount()).putLong(m.compactRevision()).putLong(m.time()).putLong(m.idemCount()).putLong(m.idemSeq())
         .array();
   }
 

@@ -16,7 +16,9 @@ import java.util.List;
     @JsonSubTypes.Type(value = KvResult.PreconditionFailed.class, name = "pre"),
     @JsonSubTypes.Type(value = KvResult.GetDone.class, name = "get"),
     @JsonSubTypes.Type(value = KvResult.RangeDone.class, name = "range"),
-    @JsonSubTypes.Type(value = KvResult.HistoryDone.class, name = "history")})
+    @JsonSubTypes.Type(value = KvResult.HistoryDone.class, name = "history"),
+    @JsonSubTypes.Type(value = KvResult.Replayed.class, name = "replayed"),
+    @JsonSubTypes.Type(value = KvResult.IdempotencyKeyReused.class, name = "reused")})
 public sealed interface KvResult extends CborSerializable {
   /** Store revision after the put; the key's previous modRevision, or null when it was absent. */
   record PutDone(long revision, Long prevModRevision) implements KvResult {}
@@ -41,6 +43,22 @@ public sealed interface KvResult extends CborSerializable {
   record GetDone(long revision, KeyValue kv) implements KvResult {}
 
   record RangeDone(long revision, List<KeyValue> kvs, boolean more) implements KvResult {}
+
+  /**
+   * A retry of an {@link KvCommand.Idempotent} command that was applied before: {@code first} is
+   * that first result, and nothing was applied now. {@code first} is null when the first result was
+   * too large to keep (the command was applied; its answer is gone).
+   */
+  record Replayed(KvResult first) implements KvResult {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public Replayed {}
+  }
+
+  /** The idempotency key was used before with a different request; nothing was applied. */
+  record IdempotencyKeyReused(String key) implements KvResult {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public IdempotencyKeyReused {}
+  }
 
   /**
    * An answer to {@link KvQuery.History}: the revisions that matched, in order, among those read,

@@ -51,6 +51,8 @@ public final class KvStore {
 
   private final TreeMap<String, KeyValue> entries = new TreeMap<>(KEY_ORDER);
   private long revision;
+  /** Idempotency records (never evicted here: the reference model keeps them all). */
+  private final java.util.HashMap<String, Object[]> idempotency = new java.util.HashMap<>();
 
   /** An empty store at revision 0. */
   public KvStore() {}
@@ -80,6 +82,18 @@ public final class KvStore {
       return delete(delete);
     } else if (command instanceof KvCommand.Txn txn) {
       return txn(txn);
+    } else if (command instanceof KvCommand.Idempotent idem) {
+      Object[] record = idempotency.get(idem.key());
+      if (record != null) {
+        return java.util.Arrays.equals((byte[]) record[0], idem.fingerprint())
+            ? new KvResult.Replayed((KvResult) record[1]) : new KvResult.IdempotencyKeyReused(idem.key());
+      }
+      if (idem.command() instanceof KvCommand.Idempotent) {
+        throw new IllegalArgumentException("an idempotent command cannot hold another");
+      }
+      KvResult result = apply(idem.command());
+      idempotency.put(idem.key(), new Object[] {idem.fingerprint().clone(), result});
+      return result;
     }
     throw new IllegalArgumentException("unknown command " + command.getClass().getName());
   }

@@ -132,7 +132,7 @@ public final class KvStateMachine implements StateMachine {
         continue;
       }
       try {
-        results.add(Result.ok(KvCodec.encode(batch.apply(command))));
+        results.add(Result.ok(KvCodec.encode(batch.apply(command, entry.time()))));
       } catch (IllegalArgumentException e) {
         results.add(Result.refused(e.getMessage()));
       }

@@ -81,7 +81,8 @@ public final class RaftKvNode implements RaftKv {
     java.nio.file.Path kvDir = settings.dataDir().resolve("kv");
     com.typesafe.config.Config config = system.settings().config();
     KvDb.Retention retention = new KvDb.Retention(config.getLong("raftkv.watch.history-retention.revisions"),
-        config.getDuration("raftkv.watch.history-retention.time").toMillis());
+        config.getDuration("raftkv.watch.history-retention.time").toMillis(),
+        config.getDuration("raftkv.idempotency.retention").toMillis(), config.getLong("raftkv.idempotency.max-records"));
     // the hub reads history through the node (a local read on the applier), so it is wired after the node starts
     java.util.concurrent.atomic.AtomicReference<RaftKvNode> self = new java.util.concurrent.atomic.AtomicReference<>();
     WatchHub hub = new WatchHub(WatchHub.Settings.fromConfig(config),

@@ -334,7 +334,7 @@ class KvDbTest {
     try (KvDb.View view = db.view()) {
       view.writeTo(out);
     }
-    assertEquals(4 + 4 + 32 + 4, out.size());
+    assertEquals(FIRST_KEY + 4, out.size());
     KvDb copy = open(tmp.resolve("copy"));
     copy.restore(new ByteArrayInputStream(out.toByteArray()));
     assertEquals(3, copy.appliedIndex());
@@ -617,7 +617,8 @@ class KvDbTest {
   }
 
   /** Offset of the first key of a stream: after magic, format, index, term, revision and key count. */
-  private static final int FIRST_KEY = 4 + 4 + 4 * 8;
+  /** Magic, format; index, term, revision, key count, time, idempotency record count and sequence. */
+  private static final int FIRST_KEY = 4 + 4 + 7 * 8;
 
   /** The stream with its first two keys (with their value records) swapped. */
   private static byte[] withKeyOutOfOrder(byte[] good) {
