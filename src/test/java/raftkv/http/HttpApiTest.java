@@ -608,6 +608,59 @@ class HttpApiTest {
     }
   }
 
+  // ---- Idempotency-Key (API.md §3)
+
+  @Test
+  void aRetryWithTheSameIdempotencyKeyGetsTheFirstAnswerAndAppliesNothing() throws Exception {
+    Reply first = send("PUT", "/v1/kv/counter", "a".getBytes(StandardCharsets.UTF_8), "Idempotency-Key", "op-1");
+    assertEquals(200, first.status);
+    assertEquals(null, first.header("Idempotent-Replayed"));
+    Reply retry = send("PUT", "/v1/kv/counter", "a".getBytes(StandardCharsets.UTF_8), "Idempotency-Key", "op-1");
+    assertEquals(200, retry.status);
+    assertEquals("true", retry.header("Idempotent-Replayed"));
+    assertEquals(first.text(), retry.text());
+    assertEquals(first.header("ETag"), retry.header("ETag"));
+    assertEquals("1", send("GET", "/v1/kv/counter", null).header("X-Version"), "applied once");
+
+    Reply other = send("PUT", "/v1/kv/counter", "b".getBytes(StandardCharsets.UTF_8), "Idempotency-Key", "op-1");
+    assertEquals(422, other.status);
+    assertEquals("idempotency_key_reused", other.json().get("error").asText());
+    assertEquals(422, send("PUT", "/v1/kv/counter?lease=5", "a".getBytes(StandardCharsets.UTF_8),
+        "Idempotency-Key", "op-1").status, "the query is part of the request");
+    assertEquals(422, send("PUT", "/v1/kv/counter", "a".getBytes(StandardCharsets.UTF_8),
+        "Idempotency-Key", "op-1", "If-Match", "\"1\"").status, "so are the preconditions");
+    assertEquals(422, send("DELETE", "/v1/kv/counter", null, "Idempotency-Key", "op-1").status);
+    assertEquals("1", send("GET", "/v1/kv/counter", null).header("X-Version"));
+  }
+
+  @Test
+  void deletesAndTransactionsTakeAnIdempotencyKeyToo() throws Exception {
+    send("PUT", "/v1/kv/a", "1".getBytes(StandardCharsets.UTF_8));
+    Reply deleted = send("DELETE", "/v1/kv/a", null, "Idempotency-Key", "del-1");
+    assertEquals(1, deleted.json().get("deleted").asLong());
+    Reply again = send("DELETE", "/v1/kv/a", null, "Idempotency-Key", "del-1");
+    assertEquals(deleted.text(), again.text(), "the retry says it deleted one, as the first did");
+    assertEquals("true", again.header("Idempotent-Replayed"));
+
+    byte[] txn = "{\"compare\":[],\"success\":[{\"put\":{\"key\":\"t\",\"value\":\"v\"}}],\"failure\":[]}"
+        .getBytes(StandardCharsets.UTF_8);
+    Reply t1 = send("POST", "/v1/txn", txn, "Idempotency-Key", "txn-1");
+    Reply t2 = send("POST", "/v1/txn", txn, "Idempotency-Key", "txn-1");
+    assertEquals(200, t2.status);
+    assertEquals(t1.text(), t2.text());
+    assertEquals("1", send("GET", "/v1/kv/t", null).header("X-Version"));
+  }
+
+  @Test
+  void anIdempotencyKeyOver256BytesIsA400AndNothingIsApplied() throws Exception {
+    Reply reply = send("PUT", "/v1/kv/k", "v".getBytes(StandardCharsets.UTF_8), "Idempotency-Key", "x".repeat(257));
+    assertEquals(400, reply.status);
+    assertTrue(reply.json().get("message").asText().contains("256"), reply.text());
+    assertEquals(null, kv.lastWrite());
+    assertEquals(200, send("PUT", "/v1/kv/k", "v".getBytes(StandardCharsets.UTF_8), "Idempotency-Key",
+        "x".repeat(256)).status);
+  }
+
   // ---- GET /v1/watch (API.md §4)
 
   private static raftkv.kv.KeyValue kv(String key, byte[] value, long create, long mod, long version) {
