@@ -29,6 +29,9 @@ public final class KvCodec {
   private static final byte DELETE = 2;
   private static final byte TXN = 3;
   private static final byte IDEMPOTENT = 4;
+  private static final byte LEASE_GRANT = 5;
+  private static final byte LEASE_REVOKE = 6;
+  private static final byte LEASE_CHECKPOINT = 7;
   private static final byte OP_PUT = 1;
   private static final byte OP_GET = 2;
   private static final byte OP_DELETE = 3;
@@ -36,6 +39,9 @@ public final class KvCodec {
   private static final byte QUERY_GET = 1;
   private static final byte QUERY_RANGE = 2;
   private static final byte QUERY_HISTORY = 3;
+  private static final byte QUERY_LEASE_GET = 4;
+  private static final byte QUERY_LEASE_LIST = 5;
+  private static final byte QUERY_LEASE_KEEPALIVE = 6;
 
   private static final byte PUT_DONE = 1;
   private static final byte DELETE_DONE = 2;
@@ -46,6 +52,14 @@ public final class KvCodec {
   private static final byte HISTORY_DONE = 7;
   private static final byte REPLAYED = 8;
   private static final byte IDEMPOTENCY_KEY_REUSED = 9;
+  private static final byte LEASE_GRANTED = 10;
+  private static final byte LEASE_EXISTS = 11;
+  private static final byte LEASE_NOT_FOUND = 12;
+  private static final byte LEASE_REVOKED = 13;
+  private static final byte LEASE_CHECKPOINTED = 14;
+  private static final byte LEASE_INFO = 15;
+  private static final byte LEASES = 16;
+  private static final byte LEASE_KEPT_ALIVE = 17;
 
   private static final byte EVENT_PUT = 0;
   private static final byte EVENT_DELETE = 1;
@@ -99,6 +113,10 @@ public final class KvCodec {
       n += opsBytes(t.success()) + opsBytes(t.failure());
     } else if (command instanceof KvCommand.Idempotent i) {
       n = 1 + stringBytes(i.key()) + bytesBytes(i.fingerprint()) + (commandBytes(i.command()) - 1L);
+    } else if (command instanceof KvCommand.LeaseGrant || command instanceof KvCommand.LeaseRevoke) {
+      n = 1 + 16;
+    } else if (command instanceof KvCommand.LeaseCheckpoint) {
+      n = 1 + 24;
     } else {
       throw new IllegalArgumentException("unknown command " + command);
     }
@@ -152,6 +170,12 @@ public final class KvCodec {
       }
       out.b(IDEMPOTENT).s(i.key()).bytes(i.fingerprint());
       command(out, i.command());
+    } else if (command instanceof KvCommand.LeaseGrant g) {
+      out.b(LEASE_GRANT).l(g.id()).l(g.ttlSeconds());
+    } else if (command instanceof KvCommand.LeaseRevoke r) {
+      out.b(LEASE_REVOKE).l(r.id()).l(r.expiryTerm());
+    } else if (command instanceof KvCommand.LeaseCheckpoint c) {
+      out.b(LEASE_CHECKPOINT).l(c.id()).l(c.remainingMillis()).l(c.term());
     } else {
       throw new IllegalArgumentException("unknown command " + command);
     }
@@ -169,6 +193,9 @@ public final class KvCodec {
       return new KvCommand.Idempotent(key, fingerprint, command(in));
     }
     return switch (kind) {
+      case LEASE_GRANT -> new KvCommand.LeaseGrant(in.l(), in.l());
+      case LEASE_REVOKE -> new KvCommand.LeaseRevoke(in.l(), in.l());
+      case LEASE_CHECKPOINT -> new KvCommand.LeaseCheckpoint(in.l(), in.l(), in.l());
       case PUT -> new KvCommand.Put(in.s(), in.bytes(), in.l(), in.nl(), in.bool());
       case DELETE -> new KvCommand.Delete(in.s(), in.bool(), in.nl());
       case TXN -> {
@@ -255,6 +282,12 @@ public final class KvCodec {
       out.b(QUERY_RANGE).ns(r.prefix()).ns(r.after()).i4(r.limit());
     } else if (query instanceof KvQuery.History h) {
       out.b(QUERY_HISTORY).s(h.key()).bool(h.prefix()).l(h.fromRevision()).i4(h.maxRevisions());
+    } else if (query instanceof KvQuery.LeaseGet g) {
+      out.b(QUERY_LEASE_GET).l(g.id());
+    } else if (query instanceof KvQuery.LeaseList l) {
+      out.b(QUERY_LEASE_LIST).bool(l.all());
+    } else if (query instanceof KvQuery.LeaseKeepAlive k) {
+      out.b(QUERY_LEASE_KEEPALIVE).l(k.id());
     } else {
       throw new IllegalArgumentException("unknown query " + query);
     }
@@ -273,6 +306,9 @@ public final class KvCodec {
       case QUERY_GET -> new KvQuery.Get(in.s());
       case QUERY_RANGE -> new KvQuery.Range(in.ns(), in.ns(), in.i4());
       case QUERY_HISTORY -> new KvQuery.History(in.s(), in.bool(), in.l(), in.i4());
+      case QUERY_LEASE_GET -> new KvQuery.LeaseGet(in.l());
+      case QUERY_LEASE_LIST -> new KvQuery.LeaseList(in.bool());
+      case QUERY_LEASE_KEEPALIVE -> new KvQuery.LeaseKeepAlive(in.l());
       default -> throw in.corrupt("unknown query kind " + kind);
     };
     in.end();
@@ -339,6 +375,25 @@ public final class KvCodec {
       }
     } else if (result instanceof KvResult.IdempotencyKeyReused k) {
       out.b(IDEMPOTENCY_KEY_REUSED).s(k.key());
+    } else if (result instanceof KvResult.LeaseGranted g) {
+      out.b(LEASE_GRANTED).l(g.id()).l(g.ttlSeconds());
+    } else if (result instanceof KvResult.LeaseExists e) {
+      out.b(LEASE_EXISTS).l(e.id());
+    } else if (result instanceof KvResult.LeaseNotFound n) {
+      out.b(LEASE_NOT_FOUND).l(n.id());
+    } else if (result instanceof KvResult.LeaseRevoked r) {
+      out.b(LEASE_REVOKED).l(r.revision()).l(r.deleted());
+    } else if (result instanceof KvResult.LeaseCheckpointed c) {
+      out.b(LEASE_CHECKPOINTED).l(c.id());
+    } else if (result instanceof KvResult.LeaseInfo info) {
+      leaseInfo(out.b(LEASE_INFO), info);
+    } else if (result instanceof KvResult.Leases leases) {
+      out.b(LEASES).i(leases.leases().size());
+      for (KvResult.LeaseInfo info : leases.leases()) {
+        leaseInfo(out, info);
+      }
+    } else if (result instanceof KvResult.LeaseKeptAlive k) {
+      out.b(LEASE_KEPT_ALIVE).l(k.id()).l(k.ttlSeconds());
     } else if (result instanceof KvResult.HistoryDone h) {
       out.b(HISTORY_DONE).l(h.compactRevision()).l(h.scannedTo()).l(h.revision()).i(h.events().size());
       for (RevisionEvents r : h.events()) {
@@ -381,6 +436,21 @@ public final class KvCodec {
       }
       case REPLAYED -> new KvResult.Replayed(in.bool() ? result(in, depth + 1) : null);
       case IDEMPOTENCY_KEY_REUSED -> new KvResult.IdempotencyKeyReused(in.s());
+      case LEASE_GRANTED -> new KvResult.LeaseGranted(in.l(), in.l());
+      case LEASE_EXISTS -> new KvResult.LeaseExists(in.l());
+      case LEASE_NOT_FOUND -> new KvResult.LeaseNotFound(in.l());
+      case LEASE_REVOKED -> new KvResult.LeaseRevoked(in.l(), in.l());
+      case LEASE_CHECKPOINTED -> new KvResult.LeaseCheckpointed(in.l());
+      case LEASE_INFO -> leaseInfo(in);
+      case LEASES -> {
+        int n = in.count();
+        KvResult.LeaseInfo[] leases = new KvResult.LeaseInfo[n];
+        for (int i = 0; i < n; i++) {
+          leases[i] = leaseInfo(in);
+        }
+        yield new KvResult.Leases(List.of(leases));
+      }
+      case LEASE_KEPT_ALIVE -> new KvResult.LeaseKeptAlive(in.l(), in.l());
       case HISTORY_DONE -> {
         long compact = in.l();
         long scannedTo = in.l();
@@ -402,6 +472,25 @@ public final class KvCodec {
 
   private static KeyValue keyValue(In in) {
     return new KeyValue(in.s(), in.nbytes(), in.l(), in.l(), in.l(), in.l());
+  }
+
+  private static void leaseInfo(Out out, KvResult.LeaseInfo info) {
+    out.l(info.id()).l(info.ttlSeconds()).l(info.remainingMillis()).i(info.keys().size());
+    for (String key : info.keys()) {
+      out.s(key);
+    }
+  }
+
+  private static KvResult.LeaseInfo leaseInfo(In in) {
+    long id = in.l();
+    long ttl = in.l();
+    long remaining = in.l();
+    int n = in.count();
+    String[] keys = new String[n];
+    for (int i = 0; i < n; i++) {
+      keys[i] = in.s();
+    }
+    return new KvResult.LeaseInfo(id, ttl, remaining, List.of(keys));
   }
 
   /** Events: their count, then each one's type, its KeyValue, and its prevKv when present. */

@@ -15,7 +15,10 @@ import java.util.List;
     @JsonSubTypes.Type(value = KvCommand.Put.class, name = "put"),
     @JsonSubTypes.Type(value = KvCommand.Delete.class, name = "del"),
     @JsonSubTypes.Type(value = KvCommand.Txn.class, name = "txn"),
-    @JsonSubTypes.Type(value = KvCommand.Idempotent.class, name = "idem")})
+    @JsonSubTypes.Type(value = KvCommand.Idempotent.class, name = "idem"),
+    @JsonSubTypes.Type(value = KvCommand.LeaseGrant.class, name = "lgrant"),
+    @JsonSubTypes.Type(value = KvCommand.LeaseRevoke.class, name = "lrevoke"),
+    @JsonSubTypes.Type(value = KvCommand.LeaseCheckpoint.class, name = "lcheck")})
 public sealed interface KvCommand extends CborSerializable {
 
   /**
@@ -51,4 +54,25 @@ public sealed interface KvCommand extends CborSerializable {
    * Records are kept for at least the configured retention, by the time stamped into entries.
    */
   record Idempotent(String key, byte[] fingerprint, KvCommand command) implements KvCommand {}
+
+  /**
+   * Grants lease {@code id} (positive, chosen by the proposer) for {@code ttlSeconds}: {@link
+   * KvResult.LeaseGranted}, or {@link KvResult.LeaseExists} when the id is taken. A grant makes no
+   * revision.
+   */
+  record LeaseGrant(long id, long ttlSeconds) implements KvCommand {}
+
+  /**
+   * Revokes lease {@code id}, deleting every key attached to it at one revision. {@code
+   * expiryTerm} is 0 for a client's revoke; for an expiry it is the term of the leader that saw the
+   * lease expire, and the revoke is ignored ({@link KvResult.LeaseNotFound}) when the lease was
+   * granted or checkpointed in a later term (the premise is stale, DESIGN.md §5).
+   */
+  record LeaseRevoke(long id, long expiryTerm) implements KvCommand {}
+
+  /**
+   * The leader's record of lease {@code id}'s remaining time, so that a new leader does not give a
+   * long lease its whole TTL again. {@code term} is the proposer's.
+   */
+  record LeaseCheckpoint(long id, long remainingMillis, long term) implements KvCommand {}
 }

@@ -91,6 +91,11 @@ public final class KvDb implements AutoCloseable {
   private static final byte IDEMPOTENCY_ORDER = 'j';
   private static final byte[] IDEMPOTENCY_START = {IDEMPOTENCY};
   private static final byte[] IDEMPOTENCY_ORDER_START = {IDEMPOTENCY_ORDER};
+  /** Leases: {@code 'L'} + id (8 bytes) → granted TTL (s), term of the last grant or checkpoint, checkpointed remaining ms (-1: none). */
+  private static final byte LEASE = 'L';
+  /** The keys attached to a lease: {@code 'l'} + id (8 bytes) + the key's UTF-8 → nothing. */
+  private static final byte LEASE_KEY = 'l';
+  private static final int LEASE_RECORD_BYTES = 24;
   /** A first result larger than this is not kept: a retry learns it was applied, not what it answered. */
   public static final int MAX_KEPT_RESULT_BYTES = 256 * 1024;
   /** A commit deletes at most this many history records, so that a change of retention cannot make one huge write. */
@@ -100,7 +105,7 @@ public final class KvDb implements AutoCloseable {
   private static final byte[] META_KEY = {'m'};
   private static final byte[] DATA_START = {DATA};
   private static final int META_BYTES_1 = 4 + 4 + 4 * 8;
-  private static final int META_BYTES = 4 + 4 + 8 * 8;
+  private static final int META_BYTES = 4 + 4 + 9 * 8;
 
   private static final String RESTORING = ".restoring";
   private static final String OLD = ".old";
@@ -128,6 +133,7 @@ public final class KvDb implements AutoCloseable {
   /** Idempotency records on disk (some may be past retention, awaiting deletion), and the last sequence given one. */
   private long idemCount;
   private long idemSeq;
+  private long leaseCount;
   /** The time of the oldest idempotency record on disk, -1 when not known. */
   private long oldestIdemTime = -1;
   private final Retention retention;
@@ -282,6 +288,13 @@ public final class KvDb implements AutoCloseable {
       return range(range);
     } else if (query instanceof KvQuery.History history) {
       return history(history);
+    } else if (query instanceof KvQuery.LeaseGet get) {
+      Lease lease = storedLease(handle, get.id());
+      return lease == null ? new KvResult.LeaseNotFound(get.id())
+          : new KvResult.LeaseInfo(get.id(), lease.ttlSeconds(), -1, List.copyOf(leaseKeys(get.id())));
+    } else if (query instanceof KvQuery.LeaseList) {
+      return new KvResult.Leases(leases().stream()
+          .map(l -> new KvResult.LeaseInfo(l.id(), l.ttlSeconds(), -1, List.of())).toList());
     }
     throw new IllegalArgumentException("unknown query " + query.getClass().getName());
   }
@@ -397,6 +410,98 @@ public final class KvDb implements AutoCloseable {
     return ByteBuffer.allocate(9).put(HISTORY).putLong(revision).array();
   }
 
+  private static final byte[] NOTHING = new byte[0];
+
+  private static byte[] leaseRecordKey(long id) {
+    return ByteBuffer.allocate(9).put(LEASE).putLong(id).array();
+  }
+
+  private static byte[] leaseKeyPrefix(long id) {
+    return ByteBuffer.allocate(9).put(LEASE_KEY).putLong(id).array();
+  }
+
+  private static byte[] leaseKeyKey(long id, String key) {
+    byte[] k = encodeKey(key, 9);
+    ByteBuffer.wrap(k).put(LEASE_KEY).putLong(id);
+    return k;
+  }
+
+  private static byte[] leaseRecord(Lease lease) {
+    return ByteBuffer.allocate(LEASE_RECORD_BYTES).putLong(lease.ttlSeconds()).putLong(lease.term())
+        .putLong(lease.remainingMillis()).array();
+  }
+
+  private static Lease decodeLease(long id, byte[] record) {
+    if (record.length != LEASE_RECORD_BYTES) {
+      throw new IllegalArgumentException("a lease record of " + record.length + " bytes, expected " + LEASE_RECORD_BYTES);
+    }
+    ByteBuffer b = ByteBuffer.wrap(record);
+    return new Lease(id, b.getLong(), b.getLong(), b.getLong());
+  }
+
+  private Lease storedLease(Handle h, long id) {
+    byte[] record = h.db.get(leaseRecordKey(id), reads);
+    if (record == null) {
+      return null;
+    }
+    try {
+      return decodeLease(id, record);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalStateException("KV database " + dir + " is corrupt at lease " + id + ": " + e.getMessage());
+    }
+  }
+
+  /** Lease {@code id} as committed, null when absent. */
+  public Lease lease(long id) {
+    checkOpen();
+    return storedLease(handle, id);
+  }
+
+  /** Every lease as committed, by id. */
+  public List<Lease> leases() {
+    checkOpen();
+    List<Lease> all = new ArrayList<>();
+    try (DBIterator it = handle.db.iterator(reads)) {
+      it.seek(new byte[] {LEASE});
+      while (it.hasNext()) {
+        Map.Entry<byte[], byte[]> e = it.next();
+        byte[] k = e.getKey();
+        if (k.length != 9 || k[0] != LEASE) {
+          break;
+        }
+        long id = ByteBuffer.wrap(k, 1, 8).getLong();
+        try {
+          all.add(decodeLease(id, e.getValue()));
+        } catch (IllegalArgumentException ex) {
+          throw new IllegalStateException("KV database " + dir + " is corrupt at lease " + id + ": " + ex.getMessage());
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot close an iterator of KV database " + dir, e);
+    }
+    return all;
+  }
+
+  /** The keys attached to lease {@code id}, in key order. */
+  public List<String> leaseKeys(long id) {
+    checkOpen();
+    List<String> keys = new ArrayList<>();
+    byte[] prefix = leaseKeyPrefix(id);
+    try (DBIterator it = handle.db.iterator(reads)) {
+      it.seek(prefix);
+      while (it.hasNext()) {
+        byte[] k = it.next().getKey();
+        if (!startsWith(k, prefix)) {
+          break;
+        }
+        keys.add(decodeKey(k, prefix.length));
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot close an iterator of KV database " + dir, e);
+    }
+    return keys;
+  }
+
   private static byte[] idempotencyKey(String key) {
     byte[] k = encodeKey(key, 1);
     k[0] = IDEMPOTENCY;
@@ -427,7 +532,7 @@ public final class KvDb implements AutoCloseable {
    */
   public long sync() {
     checkOpen();
-    handle.db.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, revision, keyCount, compactRevision, time, idemCount, idemSeq)), synced);
+    handle.db.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, revision, keyCount, compactRevision, time, idemCount, idemSeq, leaseCount)), synced);
     return appliedIndex;
   }
 
@@ -438,7 +543,7 @@ public final class KvDb implements AutoCloseable {
    */
   public void rebase(long index, long term) {
     checkOpen();
-    handle.db.put(META_KEY, meta(new Meta(index, term, revision, keyCount, compactRevision, time, idemCount, idemSeq)), synced);
+    handle.db.put(META_KEY, meta(new Meta(index, term, revision, keyCount, compactRevision, time, idemCount, idemSeq, leaseCount)), synced);
     generation++;
     appliedIndex = index;
     appliedTerm = term;
@@ -455,7 +560,7 @@ public final class KvDb implements AutoCloseable {
     }
     try {
       return new View(handle, handle.db.getSnapshot(), appliedIndex, appliedTerm, revision, keyCount, time, idemCount,
-          idemSeq);
+          idemSeq, leaseCount);
     } catch (RuntimeException e) {
       handle.release();
       throw e;
@@ -569,6 +674,7 @@ public final class KvDb implements AutoCloseable {
     time = meta.time();
     idemCount = meta.idemCount();
     idemSeq = meta.idemSeq();
+    leaseCount = meta.leaseCount();
     oldestTimeOf = -1;
     oldestIdemTime = -1;
   }
@@ -576,7 +682,25 @@ public final class KvDb implements AutoCloseable {
   // ---------------------------------------------------------------- batches
 
   /** A pending change of one key: {@code kv} null for a delete. */
-  private record Pending(byte[] dbKey, KeyValue kv) {}
+  /**
+   * A pending change of one key: {@code kv} null for a delete. {@code committedLease} is the lease
+   * of the key as committed (0: none or absent), so that the commit can move its attachment.
+   */
+  private record Pending(byte[] dbKey, KeyValue kv, long committedLease) {}
+
+  /** A lease as stored: granted TTL, the term of its last grant or checkpoint, the checkpointed remaining time or -1. */
+  public record Lease(long id, long ttlSeconds, long term, long remainingMillis) {}
+
+  /** A lease removed in a batch. */
+  private static final Lease REVOKED = new Lease(0, 0, 0, 0);
+
+  /** What a batch did to leases, for the leader's lease keeper: a grant, a revoke, a checkpoint. */
+  public record LeaseChange(long id, Lease lease) {
+    /** True for a revoke. */
+    public boolean revoked() {
+      return lease == null;
+    }
+  }
 
   /** What the overlay held for {@code key} before a command changed it (null: nothing). */
   private record Undo(String key, Pending previous) {}
@@ -617,12 +741,23 @@ public final class KvDb implements AutoCloseable {
     /** Records on disk this batch replaced (past retention): their order entries go. */
     private final ArrayList<IdempotencyRecord> idemReplaced = new ArrayList<>();
     private long batchIdemSeq = idemSeq;
+    private long batchLeaseCount = leaseCount;
+    /** Leases this batch granted, changed or revoked ({@link #REVOKED}). */
+    private final HashMap<Long, Lease> leaseOverlay = new HashMap<>();
+    private final ArrayList<Object[]> leaseUndo = new ArrayList<>();
+    private final ArrayList<LeaseChange> leaseChanges = new ArrayList<>();
+    private long batchTerm;
     /** The time of the entry being applied: never before the database's. */
     private long batchTime = time;
     private List<RevisionEvents> committedEvents = List.of();
     private boolean done;
 
     private Batch() {}
+
+    /** What this batch did to leases, in order (a grant, a checkpoint, or a revoke with a null lease). */
+    public List<LeaseChange> leaseChanges() {
+      return List.copyOf(leaseChanges);
+    }
 
     /** The events of the revisions this batch made, in order; known once it is committed. */
     public List<RevisionEvents> events() {
@@ -652,15 +787,24 @@ public final class KvDb implements AutoCloseable {
      * what idempotency records are kept by.
      */
     public KvResult apply(KvCommand command, long entryTime) {
+      return apply(command, entryTime, 0);
+    }
+
+    /** As {@link #apply(KvCommand, long)}, for an entry of {@code entryTerm}: the term a lease grant records. */
+    public KvResult apply(KvCommand command, long entryTime, long entryTerm) {
       Objects.requireNonNull(command, "command");
       checkUsable();
       batchTime = Math.max(batchTime, entryTime);
+      batchTerm = Math.max(batchTerm, entryTerm);
       if (command instanceof KvCommand.Idempotent idem) {
         return idempotent(idem);
       }
       long revisionBefore = batchRevision;
       long keyCountBefore = batchKeyCount;
       int madeBefore = made.size();
+      long leaseCountBefore = batchLeaseCount;
+      int leaseChangesBefore = leaseChanges.size();
+      leaseUndo.clear();
       int lastEventsBefore = made.isEmpty() ? 0 : made.get(made.size() - 1).events().size();
       undo.clear();
       try {
@@ -670,9 +814,28 @@ public final class KvDb implements AutoCloseable {
           return delete(delete);
         } else if (command instanceof KvCommand.Txn txn) {
           return txn(txn);
+        } else if (command instanceof KvCommand.LeaseGrant grant) {
+          return grant(grant);
+        } else if (command instanceof KvCommand.LeaseRevoke revoke) {
+          return revoke(revoke);
+        } else if (command instanceof KvCommand.LeaseCheckpoint checkpoint) {
+          return checkpoint(checkpoint);
         }
         throw new IllegalArgumentException("unknown command " + command.getClass().getName());
       } catch (RuntimeException | Error e) {
+        for (int i = leaseUndo.size() - 1; i >= 0; i--) {
+          Object[] u = leaseUndo.get(i);
+          if (u[1] == null) {
+            leaseOverlay.remove((Long) u[0]);
+          } else {
+            leaseOverlay.put((Long) u[0], (Lease) u[1]);
+          }
+        }
+        leaseUndo.clear();
+        batchLeaseCount = leaseCountBefore;
+        while (leaseChanges.size() > leaseChangesBefore) {
+          leaseChanges.remove(leaseChanges.size() - 1);
+        }
         for (int i = undo.size() - 1; i >= 0; i--) {
           Undo u = undo.get(i);
           if (u.previous() == null) {
@@ -726,11 +889,28 @@ public final class KvDb implements AutoCloseable {
       long finalIdemCount;
       RevisionEvents[] events = new RevisionEvents[made.size()];
       try (WriteBatch writes = db.db.createWriteBatch()) {
-        for (Pending pending : overlay.values()) {
+        for (Map.Entry<String, Pending> e : overlay.entrySet()) {
+          Pending pending = e.getValue();
           if (pending.kv() == null) {
             writes.delete(pending.dbKey());
           } else {
             writes.put(pending.dbKey(), record(pending.kv()));
+          }
+          long now = pending.kv() == null ? 0 : pending.kv().lease();
+          if (now != pending.committedLease()) { // the key moves between leases
+            if (pending.committedLease() != 0) {
+              writes.delete(leaseKeyKey(pending.committedLease(), e.getKey()));
+            }
+            if (now != 0) {
+              writes.put(leaseKeyKey(now, e.getKey()), NOTHING);
+            }
+          }
+        }
+        for (Map.Entry<Long, Lease> e : leaseOverlay.entrySet()) {
+          if (e.getValue() == REVOKED) {
+            writes.delete(leaseRecordKey(e.getKey()));
+          } else {
+            writes.put(leaseRecordKey(e.getKey()), leaseRecord(e.getValue()));
           }
         }
         for (int i = 0; i < events.length; i++) {
@@ -758,7 +938,7 @@ public final class KvDb implements AutoCloseable {
         }
         newIdemCount += idemMade.size();
         writes.put(META_KEY, meta(new Meta(appliedIndex, appliedTerm, batchRevision, batchKeyCount, newCompact, newTime,
-            newIdemCount, batchIdemSeq)));
+            newIdemCount, batchIdemSeq, batchLeaseCount)));
         finalIdemCount = newIdemCount;
         db.db.write(writes, unsynced);
       } catch (IOException e) {
@@ -774,6 +954,7 @@ public final class KvDb implements AutoCloseable {
       time = newTime;
       idemCount = finalIdemCount;
       idemSeq = batchIdemSeq;
+      leaseCount = batchLeaseCount;
       committedEvents = List.of(events);
     }
 
@@ -912,6 +1093,9 @@ public final class KvDb implements AutoCloseable {
     }
 
     private KvResult put(KvCommand.Put put) {
+      if (put.lease() != 0 && lease(put.lease()) == null) {
+        return new KvResult.LeaseNotFound(put.lease());
+      }
       byte[] dbKey = dataKey(put.key());
       KeyValue current = current(put.key(), dbKey, true);
       long currentModRevision = current == null ? 0 : current.modRevision();
@@ -943,7 +1127,7 @@ public final class KvDb implements AutoCloseable {
       if (current == null) {
         return new KvResult.DeleteDone(batchRevision, 0);
       }
-      remove(delete.key(), dbKey);
+      remove(delete.key(), dbKey, current);
       batchRevision++;
       event(batchRevision, deleted(current, batchRevision));
       return new KvResult.DeleteDone(batchRevision, 1);
@@ -958,6 +1142,11 @@ public final class KvDb implements AutoCloseable {
         }
       }
       List<TxnOp> ops = orEmpty(succeeded ? txn.success() : txn.failure());
+      for (TxnOp op : ops) {
+        if (op instanceof TxnOp.Put put && put.lease() != 0 && lease(put.lease()) == null) {
+          return new KvResult.LeaseNotFound(put.lease()); // nothing of the transaction is applied
+        }
+      }
       // Every write of the branch carries the next revision; it becomes the store revision only if
       // the branch changed something. Results are made at the next revision and remade if not.
       long next = batchRevision + 1;
@@ -982,7 +1171,7 @@ public final class KvDb implements AutoCloseable {
             KeyValue current = current(delete.key(), dbKey, true);
             deleted = current == null ? 0 : 1;
             if (deleted == 1) {
-              remove(delete.key(), dbKey);
+              remove(delete.key(), dbKey, current);
               event(next, deleted(current, next));
             }
           }
@@ -1048,11 +1237,17 @@ public final class KvDb implements AutoCloseable {
       KeyValue kv = current == null
           ? new KeyValue(key, value, rev, rev, 1, lease)
           : new KeyValue(key, value, current.createRevision(), rev, current.version() + 1, lease);
-      undo.add(new Undo(key, overlay.put(key, new Pending(dbKey, kv))));
+      undo.add(new Undo(key, overlay.put(key, new Pending(dbKey, kv, committedLease(key, current)))));
       if (current == null) {
         batchKeyCount++;
       }
       return kv;
+    }
+
+    /** The committed lease of {@code key}, whose current state (this batch's or the committed one) is {@code current}. */
+    private long committedLease(String key, KeyValue current) {
+      Pending previous = overlay.get(key);
+      return previous != null ? previous.committedLease() : current == null ? 0 : current.lease();
     }
 
     /** The event of deleting {@code previous} at {@code rev}. */
@@ -1061,9 +1256,94 @@ public final class KvDb implements AutoCloseable {
     }
 
     /** Deletes a key that exists (as this batch sees it). */
-    private void remove(String key, byte[] dbKey) {
-      undo.add(new Undo(key, overlay.put(key, new Pending(dbKey, null))));
+    private void remove(String key, byte[] dbKey, KeyValue current) {
+      undo.add(new Undo(key, overlay.put(key, new Pending(dbKey, null, committedLease(key, current)))));
       batchKeyCount--;
+    }
+
+    /** The lease as this batch sees it, null when absent. */
+    private Lease lease(long id) {
+      Lease pending = leaseOverlay.get(id);
+      if (pending != null) {
+        return pending == REVOKED ? null : pending;
+      }
+      return storedLease(db, id);
+    }
+
+    private void setLease(long id, Lease lease) {
+      leaseUndo.add(new Object[] {id, leaseOverlay.put(id, lease)});
+    }
+
+    private KvResult grant(KvCommand.LeaseGrant grant) {
+      if (grant.id() <= 0 || grant.ttlSeconds() <= 0) {
+        throw new IllegalArgumentException("a lease grant needs a positive id and TTL, not " + grant);
+      }
+      if (lease(grant.id()) != null) {
+        return new KvResult.LeaseExists(grant.id());
+      }
+      Lease lease = new Lease(grant.id(), grant.ttlSeconds(), batchTerm, -1);
+      setLease(grant.id(), lease);
+      batchLeaseCount++;
+      leaseChanges.add(new LeaseChange(grant.id(), lease));
+      return new KvResult.LeaseGranted(grant.id(), grant.ttlSeconds());
+    }
+
+    private KvResult checkpoint(KvCommand.LeaseCheckpoint checkpoint) {
+      Lease lease = lease(checkpoint.id());
+      if (lease == null) {
+        return new KvResult.LeaseNotFound(checkpoint.id());
+      }
+      if (checkpoint.term() >= lease.term()) {
+        Lease updated = new Lease(lease.id(), lease.ttlSeconds(), checkpoint.term(), Math.max(0, checkpoint.remainingMillis()));
+        setLease(lease.id(), updated);
+        leaseChanges.add(new LeaseChange(lease.id(), updated));
+      }
+      return new KvResult.LeaseCheckpointed(checkpoint.id());
+    }
+
+    /** Revokes a lease: every key attached to it goes at one revision, in key order. */
+    private KvResult revoke(KvCommand.LeaseRevoke revoke) {
+      Lease lease = lease(revoke.id());
+      if (lease == null || (revoke.expiryTerm() > 0 && revoke.expiryTerm() < lease.term())) {
+        return new KvResult.LeaseNotFound(revoke.id()); // gone already, or an expiry whose premise is stale
+      }
+      java.util.TreeSet<String> candidates = new java.util.TreeSet<>(KvStore.KEY_ORDER);
+      byte[] prefix = leaseKeyPrefix(revoke.id());
+      try (DBIterator it = db.db.iterator(reads)) {
+        it.seek(prefix);
+        while (it.hasNext()) {
+          byte[] k = it.next().getKey();
+          if (!startsWith(k, prefix)) {
+            break;
+          }
+          candidates.add(decodeKey(k, prefix.length));
+        }
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot close an iterator of KV database " + dir, e);
+      }
+      for (Map.Entry<String, Pending> e : overlay.entrySet()) {
+        if (e.getValue().kv() != null && e.getValue().kv().lease() == revoke.id()) {
+          candidates.add(e.getKey());
+        }
+      }
+      long rev = batchRevision + 1;
+      long deleted = 0;
+      for (String key : candidates) {
+        byte[] dbKey = dataKey(key);
+        KeyValue current = current(key, dbKey, true);
+        if (current != null && current.lease() == revoke.id()) {
+          remove(key, dbKey, current);
+          event(rev, deleted(current, rev));
+          deleted++;
+        }
+      }
+      if (deleted > 0) {
+        batchRevision = rev;
+      }
+      setLease(revoke.id(), REVOKED);
+      batchLeaseCount--;
+      leaseChanges.add(new LeaseChange(revoke.id(), null));
+      return new KvResult.LeaseRevoked(batchRevision, deleted);
     }
 
     /**
@@ -1084,8 +1364,9 @@ public final class KvDb implements AutoCloseable {
           }
           String key = storedKey(dbKey);
           if (!overlay.containsKey(key)) { // a pending write or delete decides below
-            gone.add(deleted(storedRecord(key, entry.getValue(), true), rev));
-            remove(key, dbKey);
+            KeyValue stored = storedRecord(key, entry.getValue(), true);
+            gone.add(deleted(stored, rev));
+            remove(key, dbKey, stored);
             removed++;
           }
         }
@@ -1097,7 +1378,7 @@ public final class KvDb implements AutoCloseable {
         if (pending.kv() != null && startsWith(pending.dbKey(), start)) {
           gone.add(deleted(pending.kv(), rev));
           undo.add(new Undo(entry.getKey(), pending));
-          entry.setValue(new Pending(pending.dbKey(), null));
+          entry.setValue(new Pending(pending.dbKey(), null, pending.committedLease()));
           batchKeyCount--;
           removed++;
         }
@@ -1140,9 +1421,11 @@ public final class KvDb implements AutoCloseable {
     private final long time;
     private final long idemCount;
     private final long idemSeq;
+    private final long leaseCount;
 
     private View(Handle db, Snapshot snapshot, long index, long term, long revision, long keyCount, long time,
-                 long idemCount, long idemSeq) {
+                 long idemCount, long idemSeq, long leaseCount) {
+      this.leaseCount = leaseCount;
       this.time = time;
       this.idemCount = idemCount;
       this.idemSeq = idemSeq;
@@ -1198,6 +1481,7 @@ public final class KvDb implements AutoCloseable {
       data.writeLong(time);
       data.writeLong(idemCount);
       data.writeLong(idemSeq);
+      data.writeLong(leaseCount);
       long written = 0;
       ReadOptions options = new ReadOptions().snapshot(snapshot).fillCache(false).verifyChecksums(true);
       try (DBIterator it = db.db.iterator(options)) {
@@ -1247,6 +1531,26 @@ public final class KvDb implements AutoCloseable {
       if (records != idemCount) {
         throw new IOException("KV database " + dir + " holds " + records + " idempotency records at index " + index
             + " but its meta record counts " + idemCount);
+      }
+      long leases = 0;
+      try (DBIterator it = db.db.iterator(options)) {
+        it.seek(new byte[] {LEASE});
+        while (it.hasNext()) {
+          Map.Entry<byte[], byte[]> entry = it.next();
+          byte[] key = entry.getKey();
+          if (key.length != 9 || key[0] != LEASE) {
+            break;
+          }
+          data.write(key, 1, 8);
+          data.write(entry.getValue());
+          leases++;
+        }
+      } catch (RuntimeException e) {
+        throw new IOException("cannot read KV database " + dir + ": " + oneLine(e), e);
+      }
+      if (leases != leaseCount) {
+        throw new IOException("KV database " + dir + " holds " + leases + " leases at index " + index
+            + " but its meta record counts " + leaseCount);
       }
       data.writeInt(STREAM_END);
       data.flush();
@@ -1308,9 +1612,10 @@ public final class KvDb implements AutoCloseable {
       long time = format == STREAM_FORMAT ? data.readLong() : 0;
       long idemCount = format == STREAM_FORMAT ? data.readLong() : 0;
       long idemSeq = format == STREAM_FORMAT ? data.readLong() : 0;
+      long leases = format == STREAM_FORMAT ? data.readLong() : 0;
       // a restored database keeps no history: it starts at the stream's revision
-      Meta meta = new Meta(index, term, revision, keys, revision, time, idemCount, idemSeq);
-      if (time < 0 || idemCount < 0 || idemSeq < 0) {
+      Meta meta = new Meta(index, term, revision, keys, revision, time, idemCount, idemSeq, leases);
+      if (time < 0 || idemCount < 0 || idemSeq < 0 || leases < 0) {
         throw badStream("the header has a negative field: " + meta);
       }
       if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0) {
@@ -1337,6 +1642,10 @@ public final class KvDb implements AutoCloseable {
             System.arraycopy(key, 0, dbKey, 1, key.length);
             batch.put(dbKey, record);
             batchBytes += dbKey.length + record.length;
+            long lease = decodeRecord("", record, false).lease();
+            if (lease != 0) { // the lease's index of its keys is rebuilt from the keys
+              batch.put(leaseKeyKey(lease, decodeKey(key, 0)), NOTHING);
+            }
             if (batchBytes >= RESTORE_BATCH_BYTES) {
               db.write(batch, unsynced);
               batch.close();
@@ -1371,6 +1680,20 @@ public final class KvDb implements AutoCloseable {
             batch.put(idempotencyKey(decoded), record);
             batch.put(idempotencyOrderKey(r.time(), r.seq()), key);
             previous = key;
+          }
+          long previousLease = 0;
+          for (long i = 0; i < meta.leaseCount(); i++) {
+            long id = data.readLong();
+            byte[] record = readBytes(data, LEASE_RECORD_BYTES);
+            if (id <= previousLease) {
+              throw badStream("lease ids are not positive and strictly increasing at lease " + i);
+            }
+            Lease lease = decodeLease(id, record);
+            if (lease.ttlSeconds() <= 0) {
+              throw badStream("lease " + id + " has a TTL of " + lease.ttlSeconds());
+            }
+            batch.put(leaseRecordKey(id), record);
+            previousLease = id;
           }
           int end = data.readInt();
           if (end != STREAM_END) {
@@ -1453,7 +1776,7 @@ public final class KvDb implements AutoCloseable {
    * revision and the time of the last entry applied.
    */
   private record Meta(long index, long term, long revision, long keyCount, long compactRevision, long time,
-                      long idemCount, long idemSeq) {}
+                      long idemCount, long idemSeq, long leaseCount) {}
 
   private static Options options(boolean create) {
     return new Options()
@@ -1510,7 +1833,7 @@ public final class KvDb implements AutoCloseable {
         throw new IllegalStateException(
             "KV database " + dir + " is not a raftkv KV database: it is a LevelDB without a raftkv meta record");
       }
-      Meta meta = new Meta(0, 0, 0, 0, 0, 0, 0, 0);
+      Meta meta = new Meta(0, 0, 0, 0, 0, 0, 0, 0, 0);
       db.put(META_KEY, meta(meta), new WriteOptions().sync(true));
       return meta;
     }
@@ -1531,11 +1854,11 @@ public final class KvDb implements AutoCloseable {
     // format 1 kept no history: it starts at the current revision
     Meta meta = format == META_FORMAT
         ? new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(40), b.getLong(48),
-            b.getLong(56), b.getLong(64))
-        : new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(24), 0, 0, 0);
+            b.getLong(56), b.getLong(64), b.getLong(72))
+        : new Meta(b.getLong(8), b.getLong(16), b.getLong(24), b.getLong(32), b.getLong(24), 0, 0, 0, 0);
     if (meta.index() < 0 || meta.term() < 0 || meta.revision() < 0 || meta.keyCount() < 0
         || meta.compactRevision() < 0 || meta.compactRevision() > meta.revision() || meta.time() < 0
-        || meta.idemCount() < 0 || meta.idemSeq() < 0) {
+        || meta.idemCount() < 0 || meta.idemSeq() < 0 || meta.leaseCount() < 0) {
       throw new IllegalStateException("KV database " + dir + " is corrupt: its meta record says " + meta);
     }
     return meta;
@@ -1545,7 +1868,7 @@ public final class KvDb implements AutoCloseable {
     return ByteBuffer.allocate(META_BYTES)
         .putInt(META_MAGIC).putInt(META_FORMAT).putLong(m.index()).putLong(m.term()).putLong(m.revision())
         .putLong(m.keyCount()).putLong(m.compactRevision()).putLong(m.time()).putLong(m.idemCount()).putLong(m.idemSeq())
-        .array();
+        .putLong(m.leaseCount()).array();
   }
 
   /**

@@ -10,7 +10,10 @@ import raftkv.CborSerializable;
 @JsonSubTypes({
     @JsonSubTypes.Type(value = KvQuery.Get.class, name = "get"),
     @JsonSubTypes.Type(value = KvQuery.Range.class, name = "range"),
-    @JsonSubTypes.Type(value = KvQuery.History.class, name = "history")})
+    @JsonSubTypes.Type(value = KvQuery.History.class, name = "history"),
+    @JsonSubTypes.Type(value = KvQuery.LeaseGet.class, name = "lget"),
+    @JsonSubTypes.Type(value = KvQuery.LeaseList.class, name = "llist"),
+    @JsonSubTypes.Type(value = KvQuery.LeaseKeepAlive.class, name = "lkeep")})
 public sealed interface KvQuery extends CborSerializable {
   record Get(String key) implements KvQuery {
     /** Jackson 2.11 cannot tell a one-component record's constructor from a delegating creator. */
@@ -31,4 +34,26 @@ public sealed interface KvQuery extends CborSerializable {
    * KvResult.HistoryDone}.
    */
   record History(String key, boolean prefix, long fromRevision, int maxRevisions) implements KvQuery {}
+
+  /** Lease {@code id} with the keys attached to it: {@link KvResult.LeaseInfo} or {@link KvResult.LeaseNotFound}. */
+  record LeaseGet(long id) implements KvQuery {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public LeaseGet {}
+  }
+
+  /** Every lease: {@link KvResult.Leases}. */
+  record LeaseList(boolean all) implements KvQuery {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public LeaseList {}
+  }
+
+  /**
+   * Renews lease {@code id} on the leader, which must have confirmed its leadership (a ReadIndex
+   * read): {@link KvResult.LeaseKeptAlive} or {@link KvResult.LeaseNotFound}. It writes nothing to
+   * the log; only the leader's lease keeper changes.
+   */
+  record LeaseKeepAlive(long id) implements KvQuery {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public LeaseKeepAlive {}
+  }
 }

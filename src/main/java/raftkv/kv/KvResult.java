@@ -18,7 +18,15 @@ import java.util.List;
     @JsonSubTypes.Type(value = KvResult.RangeDone.class, name = "range"),
     @JsonSubTypes.Type(value = KvResult.HistoryDone.class, name = "history"),
     @JsonSubTypes.Type(value = KvResult.Replayed.class, name = "replayed"),
-    @JsonSubTypes.Type(value = KvResult.IdempotencyKeyReused.class, name = "reused")})
+    @JsonSubTypes.Type(value = KvResult.IdempotencyKeyReused.class, name = "reused"),
+    @JsonSubTypes.Type(value = KvResult.LeaseGranted.class, name = "lgranted"),
+    @JsonSubTypes.Type(value = KvResult.LeaseExists.class, name = "lexists"),
+    @JsonSubTypes.Type(value = KvResult.LeaseNotFound.class, name = "lnotfound"),
+    @JsonSubTypes.Type(value = KvResult.LeaseRevoked.class, name = "lrevoked"),
+    @JsonSubTypes.Type(value = KvResult.LeaseCheckpointed.class, name = "lchecked"),
+    @JsonSubTypes.Type(value = KvResult.LeaseInfo.class, name = "linfo"),
+    @JsonSubTypes.Type(value = KvResult.Leases.class, name = "leases"),
+    @JsonSubTypes.Type(value = KvResult.LeaseKeptAlive.class, name = "lkept")})
 public sealed interface KvResult extends CborSerializable {
   /** Store revision after the put; the key's previous modRevision, or null when it was absent. */
   record PutDone(long revision, Long prevModRevision) implements KvResult {}
@@ -53,6 +61,45 @@ public sealed interface KvResult extends CborSerializable {
     @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
     public Replayed {}
   }
+
+  /** Lease {@code id} was granted for {@code ttlSeconds}. */
+  record LeaseGranted(long id, long ttlSeconds) implements KvResult {}
+
+  /** A grant named a lease id that exists; nothing changed. */
+  record LeaseExists(long id) implements KvResult {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public LeaseExists {}
+  }
+
+  /** The lease does not exist (never granted, revoked or expired); nothing was applied. */
+  record LeaseNotFound(long id) implements KvResult {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public LeaseNotFound {}
+  }
+
+  /** The lease is gone with its keys: {@code deleted} of them, at {@code revision} (unchanged when none). */
+  record LeaseRevoked(long revision, long deleted) implements KvResult {}
+
+  /** A checkpoint was recorded (or ignored as stale). */
+  record LeaseCheckpointed(long id) implements KvResult {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public LeaseCheckpointed {}
+  }
+
+  /**
+   * A lease: its granted TTL, the remaining time as the leader knows it ({@code remainingMillis}, -1
+   * when not asked of the leader), and its keys in key order.
+   */
+  record LeaseInfo(long id, long ttlSeconds, long remainingMillis, List<String> keys) implements KvResult {}
+
+  /** Every lease's id and granted TTL, by id. */
+  record Leases(List<LeaseInfo> leases) implements KvResult {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public Leases {}
+  }
+
+  /** The lease was renewed: it lives another {@code ttlSeconds} from now. */
+  record LeaseKeptAlive(long id, long ttlSeconds) implements KvResult {}
 
   /** The idempotency key was used before with a different request; nothing was applied. */
   record IdempotencyKeyReused(String key) implements KvResult {

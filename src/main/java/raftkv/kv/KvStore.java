@@ -53,6 +53,8 @@ public final class KvStore {
   private long revision;
   /** Idempotency records (never evicted here: the reference model keeps them all). */
   private final java.util.HashMap<String, Object[]> idempotency = new java.util.HashMap<>();
+  /** Leases by id: their granted TTL. */
+  private final TreeMap<Long, Long> leases = new TreeMap<>();
 
   /** An empty store at revision 0. */
   public KvStore() {}
@@ -82,6 +84,28 @@ public final class KvStore {
       return delete(delete);
     } else if (command instanceof KvCommand.Txn txn) {
       return txn(txn);
+    } else if (command instanceof KvCommand.LeaseGrant grant) {
+      if (grant.id() <= 0 || grant.ttlSeconds() <= 0) {
+        throw new IllegalArgumentException("a lease grant needs a positive id and TTL, not " + grant);
+      }
+      if (leases.containsKey(grant.id())) {
+        return new KvResult.LeaseExists(grant.id());
+      }
+      leases.put(grant.id(), grant.ttlSeconds());
+      return new KvResult.LeaseGranted(grant.id(), grant.ttlSeconds());
+    } else if (command instanceof KvCommand.LeaseCheckpoint checkpoint) {
+      return leases.containsKey(checkpoint.id()) ? new KvResult.LeaseCheckpointed(checkpoint.id())
+          : new KvResult.LeaseNotFound(checkpoint.id());
+    } else if (command instanceof KvCommand.LeaseRevoke revoke) {
+      if (leases.remove(revoke.id()) == null) {
+        return new KvResult.LeaseNotFound(revoke.id());
+      }
+      List<String> attached = entries.values().stream().filter(kv -> kv.lease() == revoke.id()).map(KeyValue::key).toList();
+      attached.forEach(entries::remove);
+      if (!attached.isEmpty()) {
+        revision++;
+      }
+      return new KvResult.LeaseRevoked(revision, attached.size());
     } else if (command instanceof KvCommand.Idempotent idem) {
       Object[] record = idempotency.get(idem.key());
       if (record != null) {
@@ -109,11 +133,24 @@ public final class KvStore {
       return new KvResult.GetDone(revision, entries.get(get.key()));
     } else if (query instanceof KvQuery.Range range) {
       return range(range);
+    } else if (query instanceof KvQuery.LeaseGet get) {
+      Long ttl = leases.get(get.id());
+      return ttl == null ? new KvResult.LeaseNotFound(get.id()) : new KvResult.LeaseInfo(get.id(), ttl, -1,
+          entries.values().stream().filter(kv -> kv.lease() == get.id()).map(KeyValue::key).toList());
+    } else if (query instanceof KvQuery.LeaseList) {
+      return new KvResult.Leases(leases.entrySet().stream()
+          .map(e -> new KvResult.LeaseInfo(e.getKey(), e.getValue(), -1, List.of())).toList());
+    } else if (query instanceof KvQuery.LeaseKeepAlive keep) {
+      Long ttl = leases.get(keep.id());
+      return ttl == null ? new KvResult.LeaseNotFound(keep.id()) : new KvResult.LeaseKeptAlive(keep.id(), ttl);
     }
     throw new IllegalArgumentException("unknown query " + query.getClass().getName());
   }
 
   private KvResult put(KvCommand.Put put) {
+    if (put.lease() != 0 && !leases.containsKey(put.lease())) {
+      return new KvResult.LeaseNotFound(put.lease());
+    }
     KeyValue current = entries.get(put.key());
     long currentModRevision = current == null ? 0 : current.modRevision();
     boolean modRevisionMismatch =
@@ -157,6 +194,11 @@ public final class KvStore {
       }
     }
     List<TxnOp> ops = orEmpty(succeeded ? txn.success() : txn.failure());
+    for (TxnOp op : ops) {
+      if (op instanceof TxnOp.Put put && put.lease() != 0 && !leases.containsKey(put.lease())) {
+        return new KvResult.LeaseNotFound(put.lease());
+      }
+    }
     // Every write of the branch carries the next revision; it becomes the store revision only if
     // the branch changed something. Results wait for that answer.
     long next = revision + 1;

@@ -111,6 +111,7 @@ class KvStoreTest {
 
     @Test
     void the_lease_is_stored_as_given() {
+      store.apply(new KvCommand.LeaseGrant(77, 10));
       store.apply(new KvCommand.Put("a", bytes("1"), 77L, null, false));
       assertEquals(77L, get("a").lease());
       put("a", "2");
@@ -235,6 +236,7 @@ class KvStoreTest {
     private void givenKeyK() {
       put("other", "x");
       put("k", "a");
+      store.apply(new KvCommand.LeaseGrant(5, 10));
       store.apply(new KvCommand.Put("k", bytes("b"), 5L, null, false));
     }
 
@@ -345,6 +347,7 @@ class KvStoreTest {
       put("a", "0");
       put("gone/1", "0");
       put("gone/2", "0");
+      store.apply(new KvCommand.LeaseGrant(9, 10));
       // when
       KvResult.TxnDone done = txn(List.of(),
           List.of(new TxnOp.Put("a", bytes("1"), 0), new TxnOp.Put("b", bytes("1"), 9),
@@ -583,6 +586,7 @@ class KvStoreTest {
       // given
       put("a", "1");
       put("a", "2");
+      store.apply(new KvCommand.LeaseGrant(42, 10));
       store.apply(new KvCommand.Put(GRINNING + "/k", new byte[] {0, (byte) 0xFF, 10}, 42L, null, false));
       put("gone", "x");
       store.apply(KvCommand.Delete.of("gone"));
@@ -677,6 +681,7 @@ class KvStoreTest {
       b.apply(KvCommand.Put.of("k", bytes("2")));
       assertFalse(a.sameContent(b));
       KvStore c = new KvStore();
+      c.apply(new KvCommand.LeaseGrant(3, 10));
       c.apply(new KvCommand.Put("k", bytes("1"), 3L, null, false));
       assertFalse(a.sameContent(c), "the lease differs");
       KvStore d = new KvStore();
