@@ -19,7 +19,12 @@ import java.util.List;
  * @param maxValueBytes the largest value, in bytes
  * @param maxTxnOps     the most compares, success ops and failure ops one transaction may hold in all
  */
-public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps) {
+public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps, long minLeaseTtlSeconds,
+                       long maxLeaseTtlSeconds) {
+
+  /** The shortest lease with the default election timeout of 1 s (1.5 x, rounded up), and the longest (90 days). */
+  public static final long DEFAULT_MIN_LEASE_TTL_SECONDS = 2;
+  public static final long DEFAULT_MAX_LEASE_TTL_SECONDS = 90L * 24 * 3600;
 
   /** The default of {@code raftkv.limits.max-txn-ops}, as etcd's {@code --max-txn-ops}. */
   public static final int DEFAULT_MAX_TXN_OPS = 128;
@@ -31,6 +36,32 @@ public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps) {
           "limits must allow a key of 1 byte, an empty value and a transaction of 1 operation, got maxKeyBytes="
               + maxKeyBytes + ", maxValueBytes=" + maxValueBytes + ", maxTxnOps=" + maxTxnOps);
     }
+    if (minLeaseTtlSeconds < 1 || maxLeaseTtlSeconds < minLeaseTtlSeconds) {
+      throw new IllegalArgumentException("lease TTLs must run from at least 1 s to at least the minimum, got "
+          + minLeaseTtlSeconds + " to " + maxLeaseTtlSeconds);
+    }
+  }
+
+  /** These limits, with the default lease TTLs. */
+  public KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps) {
+    this(maxKeyBytes, maxValueBytes, maxTxnOps, DEFAULT_MIN_LEASE_TTL_SECONDS, DEFAULT_MAX_LEASE_TTL_SECONDS);
+  }
+
+  /**
+   * The TTL a lease asked for {@code ttlSeconds} gets: at least the minimum (API.md §4: 1.5 x the
+   * election timeout, rounded up to a second).
+   *
+   * @throws RaftKvException BAD_REQUEST for a TTL below 1 s or over the maximum
+   */
+  public long leaseTtl(long ttlSeconds) {
+    if (ttlSeconds < 1) {
+      throw badRequest("ttlSeconds is " + ttlSeconds + ", it must be 1 or more (a lease shorter than "
+          + minLeaseTtlSeconds + " s is granted " + minLeaseTtlSeconds + " s)");
+    }
+    if (ttlSeconds > maxLeaseTtlSeconds) {
+      throw badRequest("ttlSeconds is " + ttlSeconds + ", the most is " + maxLeaseTtlSeconds);
+    }
+    return Math.max(ttlSeconds, minLeaseTtlSeconds);
   }
 
   /** These key and value limits, with transactions of at most {@value #DEFAULT_MAX_TXN_OPS} compares and ops. */
@@ -72,6 +103,15 @@ public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps) {
       checkCompares(txn.compare());
       checkOps(txn.success(), "success");
       checkOps(txn.failure(), "failure");
+    } else if (command instanceof KvCommand.LeaseGrant grant) {
+      if (grant.id() < 1) {
+        throw badRequest("a lease id is a positive integer, not " + grant.id());
+      }
+      leaseTtl(grant.ttlSeconds());
+    } else if (command instanceof KvCommand.LeaseRevoke revoke) {
+      if (revoke.id() < 1) {
+        throw badRequest("a lease id is a positive integer, not " + revoke.id());
+      }
     } else if (command instanceof KvCommand.Idempotent idem) {
       checkIdempotencyKey(idem.key());
       if (idem.fingerprint() == null || idem.fingerprint().length > MAX_FINGERPRINT_BYTES) {

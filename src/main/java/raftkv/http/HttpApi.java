@@ -222,6 +222,11 @@ public final class HttpApi {
             delete(() -> deleteKey(request))))),
         path("txn", () -> post(() -> extractRequest(this::txn))),
         pathPrefix(segment("watch"), () -> get(() -> extractRequest(this::watch))),
+        path("leases", () -> concat(get(this::listLeases), post(() -> extractRequest(this::grantLease)))),
+        path(segment("leases").slash(akka.http.javadsl.server.PathMatchers.segment()).slash("keepalive"),
+            id -> post(() -> keepAliveLease(id))),
+        path(segment("leases").slash(akka.http.javadsl.server.PathMatchers.segment()), id -> concat(
+            get(() -> getLease(id)), delete(() -> extractRequest(request -> revokeLease(request, id))))),
         path(segment("cluster").slash("status"), () -> get(this::status)),
         path(segment("cluster").slash("snapshot"), () -> post(this::snapshot)),
         path(segment("cluster").slash("backup"), () -> get(() -> extractRequest(this::backup))),
@@ -418,6 +423,126 @@ public final class HttpApi {
       return HttpResponse.create().withEntity(Json.putDone(done)).addHeader(etag(done.revision()));
     } else if (result instanceof KvResult.PreconditionFailed failed) {
       return ApiError.preconditionFailed(failed.currentModRevision()).toResponse();
+    } else if (result instanceof KvResult.LeaseNotFound missing) {
+      return leaseNotFound(missing.id()).toResponse();
+    }
+    throw unexpected(result);
+  }
+
+  private static ApiError leaseNotFound(long id) {
+    return ApiError.notFound("lease " + id + " does not exist (never granted, revoked, or expired); nothing was applied");
+  }
+
+  // ---- leases (API.md §4)
+
+  private static final java.util.Set<String> GRANT_FIELDS = java.util.Set.of("ttlSeconds", "id");
+
+  /** A lease id from the path: a positive integer, or 400. */
+  private static long leaseId(String id) {
+    long n = nonNegative(id);
+    if (n < 1) {
+      throw ApiError.badRequest("a lease id is a positive integer, not " + quote(id));
+    }
+    return n;
+  }
+
+  /**
+   * POST /v1/leases {"ttlSeconds":N[,"id":ID]} → 201 {"id","ttlSeconds"} with the TTL granted (at
+   * least the shortest); the node picks a random id unless the body names one (409 if it exists).
+   */
+  private Route grantLease(HttpRequest request) {
+    return respond(Call.WRITE, () -> strictBody(request.entity())
+        .handle((strict, failure) -> {
+          if (failure != null) {
+            throw bodyFailure(failure, "the request body is larger than the server accepts");
+          }
+          byte[] bytes = strict.toArray();
+          com.fasterxml.jackson.databind.JsonNode body = Json.readTree(bytes, maxJsonDepth);
+          if (body == null || !body.isObject()) {
+            throw ApiError.badRequest("the body must be a JSON object {\"ttlSeconds\":N}");
+          }
+          body.fieldNames().forEachRemaining(f -> {
+            if (!GRANT_FIELDS.contains(f)) {
+              throw ApiError.badRequest("unknown field '" + f + "'; a lease grant has ttlSeconds and, optionally, id");
+            }
+          });
+          com.fasterxml.jackson.databind.JsonNode ttl = body.get("ttlSeconds");
+          if (ttl == null || !ttl.isIntegralNumber() || !ttl.canConvertToLong()) {
+            throw ApiError.badRequest("ttlSeconds must be a whole number of seconds");
+          }
+          limits.leaseTtl(ttl.longValue());
+          com.fasterxml.jackson.databind.JsonNode id = body.get("id");
+          if (id != null && (!id.isIntegralNumber() || !id.canConvertToLong() || id.longValue() < 1)) {
+            throw ApiError.badRequest("id must be a lease id (a positive integer)");
+          }
+          long chosen = id != null ? id.longValue() : java.util.concurrent.ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
+          return new Object[] {idempotent(request, new KvCommand.LeaseGrant(chosen, ttl.longValue()), bytes), id != null};
+        })
+        .thenCompose(a -> kv.write((KvCommand) a[0]))
+        .thenApply(r -> idempotentResponse(r, result -> {
+          if (result instanceof KvResult.LeaseGranted granted) {
+            return HttpResponse.create().withStatus(StatusCodes.CREATED).withEntity(Json.numbers(
+                "{\"id\":" + granted.id() + ",\"ttlSeconds\":" + granted.ttlSeconds() + "}"));
+          } else if (result instanceof KvResult.LeaseExists exists) {
+            return ApiError.conflict("lease " + exists.id() + " exists already").toResponse();
+          }
+          throw unexpected(result);
+        })));
+  }
+
+  /** POST /v1/leases/{id}/keepalive → {"id","ttlSeconds"}: renewed by the leader for its whole TTL. */
+  private Route keepAliveLease(String id) {
+    return respond(Call.READ, () -> kv.read(new KvQuery.LeaseKeepAlive(leaseId(id)), RaftKv.Consistency.LINEARIZABLE)
+        .thenApply(result -> {
+          if (result instanceof KvResult.LeaseKeptAlive kept) {
+            return HttpResponse.create().withEntity(Json.numbers(
+                "{\"id\":" + kept.id() + ",\"ttlSeconds\":" + kept.ttlSeconds() + "}"));
+          }
+          return leaseError(result);
+        }));
+  }
+
+  /** GET /v1/leases/{id} → {"id","ttlSeconds" (remaining, as the leader sees it),"grantedTtlSeconds","keys"}. */
+  private Route getLease(String id) {
+    return respond(Call.READ, () -> kv.read(new KvQuery.LeaseGet(leaseId(id)), RaftKv.Consistency.LINEARIZABLE)
+        .thenApply(result -> {
+          if (result instanceof KvResult.LeaseInfo info) {
+            return HttpResponse.create().withEntity(Json.lease(info));
+          }
+          return leaseError(result);
+        }));
+  }
+
+  /** GET /v1/leases → {"leases":[{"id","ttlSeconds"}]}, by id. */
+  private Route listLeases() {
+    return respond(Call.READ, () -> kv.read(new KvQuery.LeaseList(true), RaftKv.Consistency.LINEARIZABLE)
+        .thenApply(result -> {
+          if (result instanceof KvResult.Leases leases) {
+            return HttpResponse.create().withEntity(Json.leases(leases));
+          }
+          throw unexpected(result);
+        }));
+  }
+
+  /** DELETE /v1/leases/{id} → {"revision","deleted"}: the lease and its keys are gone. */
+  private Route revokeLease(HttpRequest request, String id) {
+    return respond(Call.WRITE, () -> {
+      KvCommand revoke = new KvCommand.LeaseRevoke(leaseId(id), 0);
+      return kv.write(idempotent(request, revoke, null)).thenApply(r -> idempotentResponse(r, result -> {
+        if (result instanceof KvResult.LeaseRevoked revoked) {
+          return HttpResponse.create().withEntity(Json.numbers(
+              "{\"revision\":" + revoked.revision() + ",\"deleted\":" + revoked.deleted() + "}"));
+        }
+        return leaseError(result);
+      }));
+    });
+  }
+
+  private static HttpResponse leaseError(KvResult result) {
+    if (result instanceof KvResult.LeaseNotFound missing) {
+      return leaseNotFound(missing.id()).toResponse();
+    } else if (result instanceof KvResult.Unavailable unavailable) {
+      return ApiError.unavailable(unavailable.reason()).toResponse();
     }
     throw unexpected(result);
   }
@@ -518,6 +643,9 @@ public final class HttpApi {
         })
         .thenCompose(kv::write)
         .thenApply(r -> idempotentResponse(r, result -> {
+          if (result instanceof KvResult.LeaseNotFound missing) {
+            return leaseNotFound(missing.id()).toResponse();
+          }
           if (!(result instanceof KvResult.TxnDone done)) {
             throw unexpected(result);
           }

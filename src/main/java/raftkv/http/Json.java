@@ -113,7 +113,39 @@ final class Json {
     return numbers("{\"revision\":" + done.revision() + ",\"deleted\":" + done.deleted() + '}');
   }
 
-  private static HttpEntity.Strict numbers(String json) {
+  /** GET /v1/leases/{id}: the remaining time in whole seconds (rounded up) when the leader knows it. */
+  static HttpEntity.Strict lease(raftkv.kv.KvResult.LeaseInfo info) {
+    return entity(json -> {
+      json.writeStartObject();
+      json.writeNumberField("id", info.id());
+      json.writeNumberField("ttlSeconds", info.remainingMillis() < 0 ? info.ttlSeconds() : (info.remainingMillis() + 999) / 1000);
+      json.writeNumberField("grantedTtlSeconds", info.ttlSeconds());
+      json.writeArrayFieldStart("keys");
+      for (String key : info.keys()) {
+        json.writeString(key);
+      }
+      json.writeEndArray();
+      json.writeEndObject();
+    });
+  }
+
+  /** GET /v1/leases. */
+  static HttpEntity.Strict leases(raftkv.kv.KvResult.Leases leases) {
+    return entity(json -> {
+      json.writeStartObject();
+      json.writeArrayFieldStart("leases");
+      for (raftkv.kv.KvResult.LeaseInfo info : leases.leases()) {
+        json.writeStartObject();
+        json.writeNumberField("id", info.id());
+        json.writeNumberField("ttlSeconds", info.ttlSeconds());
+        json.writeEndObject();
+      }
+      json.writeEndArray();
+      json.writeEndObject();
+    });
+  }
+
+  static HttpEntity.Strict numbers(String json) {
     // Only digits, "null" and ASCII punctuation: the chars are the bytes.
     return HttpEntities.create(ContentTypes.APPLICATION_JSON, json.getBytes(StandardCharsets.ISO_8859_1));
   }

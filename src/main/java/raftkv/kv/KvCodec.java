@@ -60,6 +60,7 @@ public final class KvCodec {
   private static final byte LEASE_INFO = 15;
   private static final byte LEASES = 16;
   private static final byte LEASE_KEPT_ALIVE = 17;
+  private static final byte UNAVAILABLE = 18;
 
   private static final byte EVENT_PUT = 0;
   private static final byte EVENT_DELETE = 1;
@@ -394,6 +395,8 @@ public final class KvCodec {
       }
     } else if (result instanceof KvResult.LeaseKeptAlive k) {
       out.b(LEASE_KEPT_ALIVE).l(k.id()).l(k.ttlSeconds());
+    } else if (result instanceof KvResult.Unavailable u) {
+      out.b(UNAVAILABLE).s(u.reason());
     } else if (result instanceof KvResult.HistoryDone h) {
       out.b(HISTORY_DONE).l(h.compactRevision()).l(h.scannedTo()).l(h.revision()).i(h.events().size());
       for (RevisionEvents r : h.events()) {
@@ -451,6 +454,7 @@ public final class KvCodec {
         yield new KvResult.Leases(List.of(leases));
       }
       case LEASE_KEPT_ALIVE -> new KvResult.LeaseKeptAlive(in.l(), in.l());
+      case UNAVAILABLE -> new KvResult.Unavailable(in.s());
       case HISTORY_DONE -> {
         long compact = in.l();
         long scannedTo = in.l();

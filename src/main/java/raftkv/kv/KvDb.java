@@ -1294,7 +1294,9 @@ public final class KvDb implements AutoCloseable {
         return new KvResult.LeaseNotFound(checkpoint.id());
       }
       if (checkpoint.term() >= lease.term()) {
-        Lease updated = new Lease(lease.id(), lease.ttlSeconds(), checkpoint.term(), Math.max(0, checkpoint.remainingMillis()));
+        // a negative remaining time clears the checkpoint (a keepalive renewed the lease in full)
+        Lease updated = new Lease(lease.id(), lease.ttlSeconds(), checkpoint.term(),
+            checkpoint.remainingMillis() < 0 ? -1 : checkpoint.remainingMillis());
         setLease(lease.id(), updated);
         leaseChanges.add(new LeaseChange(lease.id(), updated));
       }

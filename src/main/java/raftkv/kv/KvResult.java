@@ -26,7 +26,8 @@ import java.util.List;
     @JsonSubTypes.Type(value = KvResult.LeaseCheckpointed.class, name = "lchecked"),
     @JsonSubTypes.Type(value = KvResult.LeaseInfo.class, name = "linfo"),
     @JsonSubTypes.Type(value = KvResult.Leases.class, name = "leases"),
-    @JsonSubTypes.Type(value = KvResult.LeaseKeptAlive.class, name = "lkept")})
+    @JsonSubTypes.Type(value = KvResult.LeaseKeptAlive.class, name = "lkept"),
+    @JsonSubTypes.Type(value = KvResult.Unavailable.class, name = "unavailable")})
 public sealed interface KvResult extends CborSerializable {
   /** Store revision after the put; the key's previous modRevision, or null when it was absent. */
   record PutDone(long revision, Long prevModRevision) implements KvResult {}
@@ -60,6 +61,12 @@ public sealed interface KvResult extends CborSerializable {
   record Replayed(KvResult first) implements KvResult {
     @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
     public Replayed {}
+  }
+
+  /** The node cannot answer now (not the leader, or not yet ready); nothing changed: retry. */
+  record Unavailable(String reason) implements KvResult {
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public Unavailable {}
   }
 
   /** Lease {@code id} was granted for {@code ttlSeconds}. */

@@ -4,6 +4,7 @@ import raftkv.kv.KvCodec;
 import raftkv.kv.KvCommand;
 import raftkv.kv.KvDb;
 import raftkv.kv.KvQuery;
+import raftkv.kv.KvResult;
 import raftkv.kv.RevisionEvents;
 import raftkv.raft.StateMachine;
 
@@ -29,6 +30,7 @@ import java.util.List;
 public final class KvStateMachine implements StateMachine {
   private final KvDb db;
   private final Changes changes;
+  private final LeaseKeeper leases;
 
   /**
    * Hears what the state machine's history does, on its thread: what a watch hub follows (DESIGN.md
@@ -56,9 +58,10 @@ public final class KvStateMachine implements StateMachine {
     };
   }
 
-  private KvStateMachine(KvDb db, Changes changes) {
+  private KvStateMachine(KvDb db, Changes changes, LeaseKeeper leases) {
     this.db = db;
     this.changes = changes;
+    this.leases = leases;
     changes.opened(db.revision(), db.compactRevision());
   }
 
@@ -68,14 +71,18 @@ public final class KvStateMachine implements StateMachine {
    * @throws IllegalStateException with a one-line reason when {@code dir} is no KV database
    */
   public static KvStateMachine open(Path dir) {
-    return open(dir, KvDb.Retention.DEFAULT, Changes.NONE);
+    return open(dir, KvDb.Retention.DEFAULT, Changes.NONE, null);
   }
 
-  /** As {@link #open(Path)}, keeping history as {@code retention} says and telling {@code changes} of it. */
-  public static KvStateMachine open(Path dir, KvDb.Retention retention, Changes changes) {
+  /**
+   * As {@link #open(Path)}, keeping history as {@code retention} says, telling {@code changes} of
+   * it, and with {@code leases} keeping lease expiry while this node leads (null: keepalives are
+   * unavailable).
+   */
+  public static KvStateMachine open(Path dir, KvDb.Retention retention, Changes changes, LeaseKeeper leases) {
     KvDb db = KvDb.open(dir, retention);
     try {
-      return new KvStateMachine(db, changes);
+      return new KvStateMachine(db, changes, leases);
     } catch (RuntimeException e) {
       db.close();
       throw e;
@@ -132,7 +139,7 @@ public final class KvStateMachine implements StateMachine {
         continue;
       }
       try {
-        results.add(Result.ok(KvCodec.encode(batch.apply(command, entry.time()))));
+        results.add(Result.ok(KvCodec.encode(batch.apply(command, entry.time(), entry.term()))));
       } catch (IllegalArgumentException e) {
         results.add(Result.refused(e.getMessage()));
       }
@@ -140,6 +147,9 @@ public final class KvStateMachine implements StateMachine {
     Entry last = entries.get(entries.size() - 1);
     batch.commit(last.index(), last.term(), time);
     changes.committed(batch.events(), db.revision(), db.compactRevision());
+    if (leases != null && !batch.leaseChanges().isEmpty()) {
+      leases.changed(batch.leaseChanges());
+    }
     return results;
   }
 
@@ -147,7 +157,23 @@ public final class KvStateMachine implements StateMachine {
   @Override
   public byte[] query(byte[] query) {
     KvQuery decoded = KvCodec.decodeQuery(query);
-    return KvCodec.encode(db.query(decoded));
+    if (decoded instanceof KvQuery.LeaseKeepAlive keep) {
+      KvDb.Lease lease = db.lease(keep.id());
+      return KvCodec.encode(lease == null ? new KvResult.LeaseNotFound(keep.id())
+          : leases == null ? new KvResult.Unavailable("this node keeps no leases") : leases.keepAlive(lease));
+    }
+    KvResult result = db.query(decoded);
+    if (result instanceof KvResult.LeaseInfo info && leases != null) {
+      result = new KvResult.LeaseInfo(info.id(), info.ttlSeconds(), leases.remainingMillis(info.id()), info.keys());
+    }
+    return KvCodec.encode(result);
+  }
+
+  @Override
+  public void leadershipChanged(long term, boolean leader) {
+    if (leases != null) {
+      leases.leadership(term, leader, leader ? db.leases() : List.of());
+    }
   }
 
   @Override

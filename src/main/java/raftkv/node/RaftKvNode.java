@@ -85,6 +85,10 @@ public final class RaftKvNode implements RaftKv {
         config.getDuration("raftkv.idempotency.retention").toMillis(), config.getLong("raftkv.idempotency.max-records"));
     // the hub reads history through the node (a local read on the applier), so it is wired after the node starts
     java.util.concurrent.atomic.AtomicReference<RaftKvNode> self = new java.util.concurrent.atomic.AtomicReference<>();
+    LeaseKeeper keeper = new LeaseKeeper(new LeaseKeeper.Settings(raft.electionTimeout(),
+        config.getDuration("raftkv.lease.checkpoint-interval")), command -> self.get().write(command), System::nanoTime);
+    Duration tick = config.getDuration("raftkv.lease.tick");
+    system.scheduler().scheduleAtFixedRate(tick, tick, keeper::tick, system.executionContext());
     WatchHub hub = new WatchHub(WatchHub.Settings.fromConfig(config),
         query -> self.get().read(query, Consistency.SERIALIZABLE),
         (delay, task) -> {
@@ -95,7 +99,7 @@ public final class RaftKvNode implements RaftKv {
         RaftNode.create(new RaftNode.NodeIdentity(settings.id(), settings.httpAddress(), start.clusterId()),
             start.initialVoters(), start.join(), raft,
             () -> {
-              KvStateMachine sm = KvStateMachine.open(kvDir, retention, hub);
+              KvStateMachine sm = KvStateMachine.open(kvDir, retention, hub, keeper);
               current.set(sm);
               return sm;
             },
@@ -135,7 +139,10 @@ public final class RaftKvNode implements RaftKv {
     KvLimits limits = new KvLimits(
         (int) config.getMemorySize("raftkv.limits.max-key-bytes").toBytes(),
         (int) config.getMemorySize("raftkv.limits.max-value-bytes").toBytes(),
-        config.getInt("raftkv.limits.max-txn-ops"));
+        config.getInt("raftkv.limits.max-txn-ops"),
+        // API.md §4: the shortest lease is 1.5 x the election timeout, rounded up to a second
+        (raft.electionTimeout().toMillis() * 3 / 2 + 999) / 1000,
+        config.getDuration("raftkv.lease.max-ttl").toSeconds());
     int largestPut = KvCodec.commandBytes(new KvCommand.Put("\u0000".repeat(limits.maxKeyBytes()),
         new byte[limits.maxValueBytes()], Long.MAX_VALUE, Long.MAX_VALUE, true));
     if (largestPut > raft.maxCommandBytes()) {
@@ -157,6 +164,7 @@ public final class RaftKvNode implements RaftKv {
 
   @Override
   public CompletionStage<KvResult> write(KvCommand command) {
+    command = withLeaseTtl(command);
     try {
       limits.validate(command);
     } catch (RaftKvException e) {
@@ -172,6 +180,16 @@ public final class RaftKvNode implements RaftKv {
     }
     return ask(replyTo -> new RaftNode.Propose(encoded, replyTo, 0), RaftKvException.Kind.TIMEOUT,
         "the write was proposed but not known to be committed within " + timeout.toMillis() + " ms; its outcome is unknown");
+  }
+
+  /** A lease grant gets at least the shortest TTL (API.md §4); the answer says what it got. */
+  private KvCommand withLeaseTtl(KvCommand command) {
+    if (command instanceof KvCommand.LeaseGrant g && g.ttlSeconds() > 0 && g.ttlSeconds() < limits.minLeaseTtlSeconds()) {
+      return new KvCommand.LeaseGrant(g.id(), limits.minLeaseTtlSeconds());
+    } else if (command instanceof KvCommand.Idempotent i && i.command() instanceof KvCommand.LeaseGrant) {
+      return new KvCommand.Idempotent(i.key(), i.fingerprint(), withLeaseTtl(i.command()));
+    }
+    return command;
   }
 
   @Override

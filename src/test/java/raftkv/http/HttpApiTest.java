@@ -306,6 +306,10 @@ class HttpApiTest {
 
   @Test
   void aLeaseIsAttachedWithTheQueryParameter() throws Exception {
+    assertEquals(404, send("PUT", "/v1/kv/leased?lease=7", "v".getBytes(StandardCharsets.UTF_8)).status,
+        "no such lease: nothing applied");
+    assertEquals(404, send("GET", "/v1/kv/leased", null).status);
+    assertEquals(201, send("POST", "/v1/leases", "{\"ttlSeconds\":10,\"id\":7}".getBytes(StandardCharsets.UTF_8)).status);
     assertEquals(200, send("PUT", "/v1/kv/leased?lease=7", "v".getBytes(StandardCharsets.UTF_8)).status);
     assertEquals(7, ((KvCommand.Put) kv.lastWrite()).lease());
     for (String bad : List.of("0", "-3", "abc", "", "1e3", "99999999999999999999")) {
@@ -421,6 +425,7 @@ class HttpApiTest {
   @Test
   void aTransactionWhoseComparesHoldRunsItsSuccessBranch() throws Exception {
     send("PUT", "/v1/kv/t/old", "x".getBytes(StandardCharsets.UTF_8));
+    kv.write(new KvCommand.LeaseGrant(9, 10));
     Reply reply = send("POST", "/v1/txn", """
         {"compare":[{"key":"t/new","target":"version","op":"=","value":0},
                     {"key":"t/old","target":"value","op":"=","value":"x"},
@@ -606,6 +611,71 @@ class HttpApiTest {
     } finally {
       plain.unbind().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
+  }
+
+  // ---- leases (API.md §4)
+
+  @Test
+  void aLeaseIsGrantedKeptAliveListedReadAndRevokedWithItsKeys() throws Exception {
+    Reply granted = send("POST", "/v1/leases", "{\"ttlSeconds\":30}".getBytes(StandardCharsets.UTF_8));
+    assertEquals(201, granted.status, granted.text());
+    long id = granted.json().get("id").asLong();
+    assertTrue(id > 0);
+    assertEquals(30, granted.json().get("ttlSeconds").asLong());
+    assertEquals(200, send("PUT", "/v1/kv/svc/a?lease=" + id, "1".getBytes(StandardCharsets.UTF_8)).status);
+    assertEquals(200, send("PUT", "/v1/kv/svc/b?lease=" + id, "2".getBytes(StandardCharsets.UTF_8)).status);
+    assertEquals(200, send("PUT", "/v1/kv/svc/c", "3".getBytes(StandardCharsets.UTF_8)).status);
+
+    Reply kept = send("POST", "/v1/leases/" + id + "/keepalive", new byte[0]);
+    assertEquals(200, kept.status);
+    assertEquals(30, kept.json().get("ttlSeconds").asLong());
+    Reply info = send("GET", "/v1/leases/" + id, null);
+    assertEquals(200, info.status);
+    assertEquals("[\"svc/a\",\"svc/b\"]", info.json().get("keys").toString());
+    assertEquals(30, info.json().get("grantedTtlSeconds").asLong());
+    Reply list = send("GET", "/v1/leases", null);
+    assertEquals(id, list.json().get("leases").get(0).get("id").asLong());
+
+    Reply revoked = send("DELETE", "/v1/leases/" + id, null);
+    assertEquals(200, revoked.status);
+    assertEquals(2, revoked.json().get("deleted").asLong());
+    assertEquals(404, send("GET", "/v1/kv/svc/a", null).status);
+    assertEquals(200, send("GET", "/v1/kv/svc/c", null).status);
+    for (Reply gone : List.of(send("GET", "/v1/leases/" + id, null), send("DELETE", "/v1/leases/" + id, null),
+        send("POST", "/v1/leases/" + id + "/keepalive", new byte[0]))) {
+      assertEquals(404, gone.status);
+      assertEquals("not_found", gone.json().get("error").asText());
+    }
+  }
+
+  @Test
+  void aTransactionPutUnderAnUnknownLeaseIs404AndAppliesNothing() throws Exception {
+    Reply reply = send("POST", "/v1/txn", """
+        {"compare":[],"success":[{"put":{"key":"x","value":"1"}},{"put":{"key":"y","value":"2","lease":424242}}]}"""
+        .getBytes(StandardCharsets.UTF_8));
+    assertEquals(404, reply.status);
+    assertTrue(reply.json().get("message").asText().contains("424242"));
+    assertEquals(404, send("GET", "/v1/kv/x", null).status);
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"{}", "{\"ttlSeconds\":-5}", "{\"ttlSeconds\":0}", "{\"ttlSeconds\":\"10\"}",
+      "{\"ttlSeconds\":1.5}", "{\"ttlSeconds\":99999999999}", "{\"ttlSeconds\":10,\"id\":-1}",
+      "{\"ttlSeconds\":10,\"owner\":\"me\"}", "[]", "not json"})
+  void aMalformedLeaseGrantIsA400(String body) throws Exception {
+    Reply reply = send("POST", "/v1/leases", body.getBytes(StandardCharsets.UTF_8));
+    assertEquals(400, reply.status, body + " -> " + reply.text());
+    assertEquals(null, kv.lastWrite());
+  }
+
+  @Test
+  void aMalformedLeaseIdIsA400AndAGrantOfATakenIdA409() throws Exception {
+    assertEquals(400, send("GET", "/v1/leases/abc", null).status);
+    assertEquals(400, send("DELETE", "/v1/leases/0", null).status);
+    assertEquals(400, send("POST", "/v1/leases/-1/keepalive", new byte[0]).status);
+    assertEquals(201, send("POST", "/v1/leases", "{\"ttlSeconds\":5,\"id\":11}".getBytes(StandardCharsets.UTF_8)).status);
+    Reply taken = send("POST", "/v1/leases", "{\"ttlSeconds\":5,\"id\":11}".getBytes(StandardCharsets.UTF_8));
+    assertEquals(409, taken.status);
   }
 
   // ---- Idempotency-Key (API.md §3)

@@ -80,7 +80,7 @@ class WatchHubTest {
           timers.add(task);
           return () -> timers.remove(task);
         });
-    machine[0] = KvStateMachine.open(tmp.resolve(name), retention, hub);
+    machine[0] = KvStateMachine.open(tmp.resolve(name), retention, hub, null);
     opened.add(machine[0]);
     return new Setup(hub, machine[0]);
   }
