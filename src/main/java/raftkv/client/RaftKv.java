@@ -104,5 +104,47 @@ public interface RaftKv {
     return unsupported("watches");
   }
 
+  // ---- leases (API.md §4), on write and read: a grant, a revoke and a keepalive are commands and a
+  // linearizable read like any other
+
+  /**
+   * Grants a lease of at least {@code ttlSeconds} (the node raises a shorter one to its minimum,
+   * 1.5 election timeouts) under a random id; completes with the id and the TTL granted.
+   */
+  default CompletionStage<KvResult.LeaseGranted> grantLease(long ttlSeconds) {
+    long id = java.util.concurrent.ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
+    return write(new raftkv.kv.KvCommand.LeaseGrant(id, ttlSeconds)).thenApply(r -> {
+      if (r instanceof KvResult.LeaseGranted granted) {
+        return granted;
+      }
+      throw new RaftKvException(RaftKvException.Kind.CONFLICT, "the lease was not granted: " + r);
+    });
+  }
+
+  /**
+   * Renews lease {@code id} for its whole TTL (the leader, once it confirmed its leadership, does
+   * it): completes with the TTL; NOT_FOUND when the lease is gone, UNAVAILABLE to retry.
+   */
+  default CompletionStage<Long> keepAliveLease(long id) {
+    return read(new raftkv.kv.KvQuery.LeaseKeepAlive(id), Consistency.LINEARIZABLE).thenApply(r -> {
+      if (r instanceof KvResult.LeaseKeptAlive kept) {
+        return kept.ttlSeconds();
+      } else if (r instanceof KvResult.LeaseNotFound) {
+        throw new RaftKvException(RaftKvException.Kind.NOT_FOUND, "lease " + id + " does not exist");
+      }
+      throw new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "the lease was not renewed: " + r);
+    });
+  }
+
+  /** Revokes lease {@code id} and deletes its keys at one revision; NOT_FOUND when it is gone. */
+  default CompletionStage<KvResult.LeaseRevoked> revokeLease(long id) {
+    return write(new raftkv.kv.KvCommand.LeaseRevoke(id, 0)).thenApply(r -> {
+      if (r instanceof KvResult.LeaseRevoked revoked) {
+        return revoked;
+      }
+      throw new RaftKvException(RaftKvException.Kind.NOT_FOUND, "lease " + id + " does not exist");
+    });
+  }
+
   enum Consistency { LINEARIZABLE, SERIALIZABLE }
 }
