@@ -238,6 +238,25 @@ final class Json {
    * {}}) or the final compacted message (no id, data {@code {"compactRevision":C}}).
    */
   static ByteString sse(WatchMessage message) {
+    if (message instanceof WatchMessage.Change change) {
+      // the hub hands one Change to every watcher a revision matched whole: encode it once
+      int slot = (int) (change.revision() & (SSE_CACHE.length() - 1));
+      Object[] cached = SSE_CACHE.get(slot);
+      if (cached != null && cached[0] == change) {
+        return (ByteString) cached[1];
+      }
+      ByteString bytes = encodeSse(change);
+      SSE_CACHE.set(slot, new Object[] {change, bytes});
+      return bytes;
+    }
+    return encodeSse(message);
+  }
+
+  /** The last changes encoded, by revision modulo its size: a shared message is encoded once. */
+  private static final java.util.concurrent.atomic.AtomicReferenceArray<Object[]> SSE_CACHE =
+      new java.util.concurrent.atomic.AtomicReferenceArray<>(256);
+
+  private static ByteString encodeSse(WatchMessage message) {
     if (message instanceof WatchMessage.Progress p) {
       return ByteString.fromString("id: " + p.revision() + "\nevent: progress\ndata: {}\n\n");
     } else if (message instanceof WatchMessage.Compacted c) {

@@ -142,19 +142,48 @@ public final class WatchHub implements KvStateMachine.Changes {
     after.forEach(Runnable::run);
   }
 
+  /**
+   * The messages of one revision that every watcher it matched whole receives: made once and
+   * shared, with and without the previous values, so that a thousand watchers of one prefix cost
+   * one message (and one encoding, HttpApi caches it by identity), not a thousand.
+   */
+  private static final class Shared {
+    final RevisionEvents re;
+    WatchMessage.Change withPrevKv;
+    WatchMessage.Change withoutPrevKv;
+
+    Shared(RevisionEvents re) {
+      this.re = re;
+    }
+
+    WatchMessage.Change change(boolean prevKv) {
+      if (prevKv) {
+        if (withPrevKv == null) {
+          withPrevKv = new WatchMessage.Change(re);
+        }
+        return withPrevKv;
+      }
+      if (withoutPrevKv == null) {
+        withoutPrevKv = new WatchMessage.Change(withoutPrevKv(re));
+      }
+      return withoutPrevKv;
+    }
+  }
+
   private void publish(RevisionEvents re, List<Runnable> after) {
     List<Event> events = re.events();
+    Shared shared = new Shared(re);
     if (events.size() == 1) { // the common case: one put or delete
       Event e = events.get(0);
       ArrayList<Watcher> exact = liveByKey.get(e.kv().key());
       if (exact != null) {
         for (Watcher w : new ArrayList<>(exact)) {
-          w.offer(re, after);
+          w.offer(shared, after);
         }
       }
       for (Watcher w : new ArrayList<>(livePrefixes)) {
         if (e.kv().key().startsWith(w.request.key())) {
-          w.offer(re, after);
+          w.offer(shared, after);
         }
       }
       return;
@@ -176,7 +205,7 @@ public final class WatchHub implements KvStateMachine.Changes {
     }
     for (Watcher w : order) {
       List<Event> mine = matched.get(w);
-      w.offer(mine.size() == events.size() ? re : new RevisionEvents(re.revision(), mine), after);
+      w.offer(mine.size() == events.size() ? shared : new Shared(new RevisionEvents(re.revision(), mine)), after);
     }
   }
 
@@ -302,11 +331,12 @@ public final class WatchHub implements KvStateMachine.Changes {
     }
 
     /** A revision whose events (already filtered) touch this watcher's keys. */
-    void offer(RevisionEvents re, List<Runnable> after) {
+    void offer(Shared shared, List<Runnable> after) {
+      RevisionEvents re = shared.re;
       if (re.revision() < next) {
         return;
       }
-      WatchMessage.Change change = new WatchMessage.Change(request.prevKv() ? re : withoutPrevKv(re));
+      WatchMessage.Change change = shared.change(request.prevKv());
       if (waiting != null) {
         CompletableFuture<Optional<WatchMessage>> f = waiting;
         waiting = null;
