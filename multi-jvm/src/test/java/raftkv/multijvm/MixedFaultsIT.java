@@ -19,7 +19,11 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * load on five nodes, with a share of transactions as large as the API allows and larger, under
  * keys of multi-byte characters. The register history stays linearizable, no acknowledged add is
  * lost, every large transaction is applied or refused (413, 400), and no node's log tells of a
- * message dropped for its size.
+ * message dropped for its size. A watcher of every key from revision 1 on each node, started
+ * before the load, follows its stream through the faults (resuming with Last-Event-ID, on another
+ * node after a kill or a compacted stream, back on its own node later); at the end each has
+ * received revisions 1..R once each and in order, they all received the same events, and their
+ * replay is the final state ({@link WatchClient}, {@link WatchChecker}).
  */
 @ExtendWith(NodeLogsOnFailure.class)
 @Timeout(value = 7, unit = TimeUnit.MINUTES)
@@ -32,7 +36,8 @@ class MixedFaultsIT {
 
   @Test
   void mixOfAllFaultsUnderRegisterAndSetLoad(TestInfo info) {
-    try (Scenario scenario = Scenario.start(info, NODES)) {
+    try (Scenario scenario = Scenario.start(info, NODES);
+        WatchClient watchers = WatchClient.start(scenario.cluster(), scenario::log)) {
       Cluster cluster = scenario.cluster();
       Nemesis nemesis = scenario.nemesis();
       scenario.run(scenario.registerClients().clients(4).duration(Scenario.MAX_LOAD));
@@ -84,6 +89,7 @@ class MixedFaultsIT {
       });
       scenario.hold(3_000, 3_000); // healthy load after the last fault
       scenario.verify();
+      watchers.verify();
     }
   }
 }

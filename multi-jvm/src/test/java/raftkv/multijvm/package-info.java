@@ -12,6 +12,10 @@
  *       {@code --fault-injection}), and records each fault in the history.</li>
  *   <li>{@link raftkv.multijvm.ClientPool} runs the register and set workloads over
  *       {@link raftkv.multijvm.KvHttpClient}, which sorts every answer into OK, FAIL or UNKNOWN.</li>
+ *   <li>{@link raftkv.multijvm.WatchClient} keeps a watcher of every key on each node through the
+ *       faults (resuming with {@code Last-Event-ID}, elsewhere after a compaction), and
+ *       {@link raftkv.multijvm.WatchChecker} checks what they received: every revision once, in
+ *       order, the same events everywhere, replaying to the final state.</li>
  *   <li>{@link raftkv.multijvm.Scenario} ties a seeded schedule to these, and its
  *       {@code verify()} heals, settles, reads every key from every node, prints the
  *       {@link raftkv.multijvm.Availability} report and runs the checkers.</li>
