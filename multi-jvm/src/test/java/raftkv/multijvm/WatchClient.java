@@ -91,6 +91,8 @@ public final class WatchClient implements AutoCloseable {
   private final List<Watcher> watchers = new CopyOnWriteArrayList<>();
   /** The data of each revision as first received: a watcher that got the same text keeps this one. */
   private final ConcurrentHashMap<Long, String> dataByRevision = new ConcurrentHashMap<>();
+  /** When some watcher first received each revision ({@link System#nanoTime()}): when it was seen to be committed. */
+  private final ConcurrentHashMap<Long, Long> firstReceivedNanos = new ConcurrentHashMap<>();
 
   private WatchClient(Cluster cluster, Consumer<String> log) {
     this.cluster = cluster;
@@ -127,6 +129,15 @@ public final class WatchClient implements AutoCloseable {
     Map<String, List<Message>> all = new LinkedHashMap<>();
     watchers.forEach(w -> all.put(w.name, w.messages()));
     return all;
+  }
+
+  /**
+   * For every revision some watcher received in a change message, when the first of them received
+   * it ({@link System#nanoTime()} of the test JVM): an upper bound of the time it was committed,
+   * for checks of when something happened (a lease's expiry). A snapshot.
+   */
+  public Map<Long, Long> firstReceivedNanos() {
+    return Map.copyOf(firstReceivedNanos);
   }
 
   /** How many times a watcher was told a node lacks the revisions it needs (compacted or 410). */
@@ -369,6 +380,7 @@ public final class WatchClient implements AutoCloseable {
         return; // a connection given up: what it still delivers must not mix with the next one's
       }
       if (message.kind() == WatchChecker.Kind.CHANGE) {
+        firstReceivedNanos.putIfAbsent(message.revision(), System.nanoTime());
         String kept = dataByRevision.putIfAbsent(message.revision(), message.data());
         if (kept != null && kept.equals(message.data())) {
           message = new Message(message.kind(), message.revision(), kept, message.node(), message.connection());
