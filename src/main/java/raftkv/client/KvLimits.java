@@ -112,6 +112,16 @@ public record KvLimits(int maxKeyBytes, int maxValueBytes, int maxTxnOps, long m
       if (revoke.id() < 1) {
         throw badRequest("a lease id is a positive integer, not " + revoke.id());
       }
+    } else if (command instanceof KvCommand.Fenced fenced) {
+      checkKey(fenced.lock(), "lock name");
+      if (fenced.token() < 1) {
+        throw badRequest("a fencing token is a positive revision, not " + fenced.token());
+      }
+      if (!(fenced.command() instanceof KvCommand.Put || fenced.command() instanceof KvCommand.Delete
+          || fenced.command() instanceof KvCommand.Txn)) {
+        throw badRequest("only a put, a delete or a transaction can be fenced");
+      }
+      validate(fenced.command());
     } else if (command instanceof KvCommand.Idempotent idem) {
       checkIdempotencyKey(idem.key());
       if (idem.fingerprint() == null || idem.fingerprint().length > MAX_FINGERPRINT_BYTES) {

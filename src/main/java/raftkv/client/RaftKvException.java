@@ -17,7 +17,13 @@ public final class RaftKvException extends RuntimeException {
     /** Refused in the cluster's present state (API.md §6: a membership change while another is pending, a learner not caught up); nothing changed. */
     CONFLICT,
     /** A watch asked for revisions that compaction removed from the history: see {@link #compactRevision()}. */
-    COMPACTED
+    COMPACTED,
+    /** A condition of the request did not hold (a lock or election key that does not lead, a fence); nothing changed. */
+    PRECONDITION_FAILED,
+    /** A lock or an election was not won in time; the caller's waiter key was removed. */
+    LOCK_TIMEOUT,
+    /** The Idempotency-Key was used before with a different request; nothing was applied. */
+    IDEMPOTENCY_KEY_REUSED
   }
 
   private final Kind kind;

@@ -74,6 +74,28 @@ final class ApiError extends RuntimeException {
         currentModRevision);
   }
 
+  /**
+   * 412: an If-Fence (or a txn compare on a lock) named a token that no longer holds the lock; the
+   * body names the current holder's {@code fencingToken}, 0 when nobody holds it.
+   */
+  static ApiError fenceFailed(String lock, long holderToken) {
+    String name = lock.length() > 80 ? lock.substring(0, 80) + "..." : lock;
+    return new ApiError(StatusCodes.PRECONDITION_FAILED, "precondition_failed",
+        "the fencing token does not hold lock '" + name + "'"
+            + (holderToken == 0 ? ": nobody holds it" : ": its holder's token is " + holderToken) + "; nothing was applied",
+        "fencingToken", holderToken);
+  }
+
+  /** 412 for a condition other than a key's modRevision (a lock or election key that does not lead). */
+  static ApiError precondition(String message) {
+    return new ApiError(StatusCodes.PRECONDITION_FAILED, "precondition_failed", message, null);
+  }
+
+  /** 408: a lock or an election not won within waitSeconds; the waiter's key was removed. */
+  static ApiError lockTimeout(String message) {
+    return new ApiError(StatusCodes.REQUEST_TIMEOUT, "lock_timeout", message, null);
+  }
+
   /** 413: a key, value or request over the limit. */
   static ApiError tooLarge(String message) {
     return new ApiError(StatusCodes.PAYLOAD_TOO_LARGE, "too_large", message, null);

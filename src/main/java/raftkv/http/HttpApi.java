@@ -45,6 +45,7 @@ import raftkv.client.RaftKvException;
 import raftkv.kv.KeyValue;
 import raftkv.kv.KvCommand;
 import raftkv.client.KvLimits;
+import raftkv.recipes.LockQueue;
 import raftkv.kv.KvQuery;
 import raftkv.kv.KvResult;
 import raftkv.raft.RaftNode;
@@ -130,6 +131,11 @@ public final class HttpApi {
   /** SnapshotFile writes its header field by field; each write to the stream source is one element. */
   private static final int BACKUP_BUFFER_BYTES = 1 << 16;
 
+  private static final String MAX_LOCK_WAIT_SETTING = "raftkv.locks.max-wait";
+  private static final Duration DEFAULT_MAX_LOCK_WAIT = Duration.ofSeconds(60);
+  /** How much longer than its waitSeconds a lock or campaign request may take before Akka answers for it. */
+  private static final Duration LOCK_REQUEST_MARGIN = Duration.ofSeconds(15);
+
   /** What a failed call means for the client: TimeoutExceptions of writes leave the outcome unknown. */
   private enum Call { READ, WRITE, INFO }
 
@@ -144,6 +150,9 @@ public final class HttpApi {
   /** How long a backup may take to write its first bytes (the leader's ReadIndex, the applier catching up). */
   private final long backupStartMillis;
   private final Route route;
+  /** The longest waitSeconds of a lock or a campaign (raftkv.locks.max-wait), also the default. */
+  private final Duration maxLockWait;
+  private final LockQueue locks;
 
   private HttpApi(ActorSystem<?> system, RaftKv kv, KvLimits limits) {
     this.system = system;
@@ -157,6 +166,10 @@ public final class HttpApi {
     this.backupStartMillis = system.settings().config().hasPath(CLIENT_TIMEOUT_SETTING)
         ? system.settings().config().getDuration(CLIENT_TIMEOUT_SETTING).toMillis()
         : DEFAULT_BACKUP_START_MILLIS;
+    this.maxLockWait = system.settings().config().hasPath(MAX_LOCK_WAIT_SETTING)
+        ? system.settings().config().getDuration(MAX_LOCK_WAIT_SETTING)
+        : DEFAULT_MAX_LOCK_WAIT;
+    this.locks = LockQueue.create(kv, system);
     this.route = buildRoute();
   }
 
@@ -227,6 +240,8 @@ public final class HttpApi {
             id -> post(() -> keepAliveLease(id))),
         path(segment("leases").slash(akka.http.javadsl.server.PathMatchers.segment()), id -> concat(
             get(() -> getLease(id)), delete(() -> extractRequest(request -> revokeLease(request, id))))),
+        pathPrefix(segment("locks"), () -> extractRequest(this::locks)),
+        pathPrefix(segment("elections"), () -> extractRequest(this::elections)),
         path(segment("cluster").slash("status"), () -> get(this::status)),
         path(segment("cluster").slash("snapshot"), () -> post(this::snapshot)),
         path(segment("cluster").slash("backup"), () -> get(() -> extractRequest(this::backup))),
@@ -370,9 +385,30 @@ public final class HttpApi {
       }
       KvCommand.Put put = new KvCommand.Put(key, value, lease,
           ifMatch == null ? null : modRevision(ifMatch), ifNoneMatch != null && createOnly(ifNoneMatch));
-      limits.validate(put);
-      return kv.write(idempotent(request, put, value));
+      KvCommand command = fenced(request, put);
+      limits.validate(command);
+      return kv.write(idempotent(request, command, value));
     }).thenApply(result -> idempotentResponse(result, HttpApi::putResponse));
+  }
+
+  /**
+   * {@code command} under the request's {@code If-Fence: <lock name>=<fencingToken>} (API.md §3),
+   * when it has one: applied only while that token holds that lock, else 412. The lock name is
+   * everything before the last {@code =}, so a name may hold one.
+   */
+  static KvCommand fenced(HttpRequest request, KvCommand command) {
+    String fence = header(request, "If-Fence");
+    if (fence == null) {
+      return command;
+    }
+    int eq = fence.lastIndexOf('=');
+    String lock = eq < 0 ? "" : fence.substring(0, eq).trim();
+    String token = eq < 0 ? "" : fence.substring(eq + 1).trim();
+    if (lock.isEmpty() || !token.matches("[0-9]{1,18}") || Long.parseLong(token) < 1) {
+      throw ApiError.badRequest("If-Fence is '<lock name>=<fencing token>', the token a positive integer, not "
+          + quote(fence.length() > 80 ? fence.substring(0, 80) + "..." : fence));
+    }
+    return new KvCommand.Fenced(lock, Long.parseLong(token), command);
   }
 
   /**
@@ -394,7 +430,7 @@ public final class HttpApi {
     }
     RequestTarget target = RequestTarget.of(request);
     for (String part : new String[] {request.method().value(), target.path(), target.query(),
-        header(request, "If-Match"), header(request, "If-None-Match")}) {
+        header(request, "If-Match"), header(request, "If-None-Match"), header(request, "If-Fence")}) {
       byte[] bytes = part == null ? new byte[] {(byte) 0xff} : part.getBytes(java.nio.charset.StandardCharsets.UTF_8);
       sha.update(java.nio.ByteBuffer.allocate(4).putInt(bytes.length).array());
       sha.update(bytes);
@@ -423,6 +459,8 @@ public final class HttpApi {
       return HttpResponse.create().withEntity(Json.putDone(done)).addHeader(etag(done.revision()));
     } else if (result instanceof KvResult.PreconditionFailed failed) {
       return ApiError.preconditionFailed(failed.currentModRevision()).toResponse();
+    } else if (result instanceof KvResult.FenceFailed failed) {
+      return ApiError.fenceFailed(failed.lock(), failed.holderToken()).toResponse();
     } else if (result instanceof KvResult.LeaseNotFound missing) {
       return leaseNotFound(missing.id()).toResponse();
     }
@@ -615,13 +653,15 @@ public final class HttpApi {
       if (prefix && ifMatch != null) {
         throw ApiError.badRequest("If-Match cannot be used with prefix=true");
       }
-      KvCommand.Delete delete = new KvCommand.Delete(key, prefix, ifMatch == null ? null : modRevision(ifMatch));
+      KvCommand delete = fenced(request, new KvCommand.Delete(key, prefix, ifMatch == null ? null : modRevision(ifMatch)));
       limits.validate(delete);
       return kv.write(idempotent(request, delete, null)).thenApply(r -> idempotentResponse(r, result -> {
         if (result instanceof KvResult.DeleteDone done) {
           return HttpResponse.create().withEntity(Json.deleteDone(done));
         } else if (result instanceof KvResult.PreconditionFailed failed) {
           return ApiError.preconditionFailed(failed.currentModRevision()).toResponse();
+        } else if (result instanceof KvResult.FenceFailed failed) {
+          return ApiError.fenceFailed(failed.lock(), failed.holderToken()).toResponse();
         }
         throw unexpected(result);
       }));
@@ -637,7 +677,7 @@ public final class HttpApi {
             throw bodyFailure(failure, "the transaction is larger than the server accepts");
           }
           byte[] body = strict.toArray();
-          KvCommand.Txn txn = TxnRequest.parse(body, maxJsonDepth);
+          KvCommand txn = fenced(request, TxnRequest.parse(body, maxJsonDepth));
           limits.validate(txn);
           return idempotent(request, txn, body);
         })
@@ -645,12 +685,173 @@ public final class HttpApi {
         .thenApply(r -> idempotentResponse(r, result -> {
           if (result instanceof KvResult.LeaseNotFound missing) {
             return leaseNotFound(missing.id()).toResponse();
+          } else if (result instanceof KvResult.FenceFailed failed) {
+            return ApiError.fenceFailed(failed.lock(), failed.holderToken()).toResponse();
           }
           if (!(result instanceof KvResult.TxnDone done)) {
             throw unexpected(result);
           }
           return HttpResponse.create().withEntity(Json.txnDone(done));
         })));
+  }
+
+  // ---- locks and elections (API.md §4), on the waiter queue of raftkv.recipes.LockQueue
+
+  /**
+   * {@code POST /v1/locks/{name}?lease=ID&waitSeconds=N} acquires, {@code DELETE
+   * /v1/locks/{name}?key=K[&fencingToken=T]} releases, {@code GET /v1/locks/{name}} names the holder.
+   */
+  private Route locks(HttpRequest request) {
+    RequestTarget target = RequestTarget.of(request);
+    HttpMethod method = request.method();
+    if (method.equals(HttpMethods.POST)) {
+      Duration wait = lockWait(target);
+      return akka.http.javadsl.server.Directives.withRequestTimeout(scalaDuration(wait.plus(LOCK_REQUEST_MARGIN)), () -> respond(Call.WRITE, () -> {
+        String name = lockName(target, 2, "the lock name");
+        long lease = requiredLease(target);
+        return locks.acquire(name, lease, new byte[0], wait, command -> idempotent(request, command, null))
+            .thenApply(held -> HttpResponse.create().withEntity(Json.numbers("{\"key\":" + Json.string(held.key())
+                + ",\"fencingToken\":" + held.token() + '}')));
+      }));
+    } else if (method.equals(HttpMethods.DELETE)) {
+      return respond(Call.WRITE, () -> {
+        String name = lockName(target, 2, "the lock name");
+        String key = requiredParam(target, "key");
+        String token = target.param("fencingToken");
+        long fence = token == null ? 0 : nonNegative(token);
+        if (fence == 0 || fence < 0) {
+          if (token != null) {
+            throw ApiError.badRequest("fencingToken must be a positive integer, not " + quote(token));
+          }
+        }
+        return locks.release(name, key, Math.max(fence, 0), command -> idempotent(request, command, null))
+            .thenApply(revision -> HttpResponse.create().withEntity(Json.numbers("{\"revision\":" + revision + '}')));
+      });
+    } else if (method.equals(HttpMethods.GET)) {
+      return respond(Call.READ, () -> {
+        String name = lockName(target, 2, "the lock name");
+        return locks.holder(name).thenApply(holder -> holder.map(h -> HttpResponse.create().withEntity(
+                Json.numbers("{\"key\":" + Json.string(h.key()) + ",\"fencingToken\":" + h.token() + ",\"lease\":" + h.lease() + '}')))
+            .orElseGet(() -> ApiError.notFound("nobody holds lock " + quote(name)).toResponse()));
+      });
+    }
+    return complete(ApiError.methodNotAllowed("a lock takes POST (acquire), DELETE (release) or GET (its holder)").toResponse());
+  }
+
+  /**
+   * Elections (API.md §4): {@code POST .../{name}/campaign?lease=ID&waitSeconds=N} with the value,
+   * {@code PUT .../{name}/proclaim?key=K} with the new value, {@code DELETE .../{name}?key=K}
+   * resigns, {@code GET .../{name}} is the leader, {@code GET .../{name}/observe} the SSE of leaders.
+   * The last path segment is the verb when it is campaign, proclaim or observe (a name that ends in
+   * such a segment encodes its last slash as %2F).
+   */
+  private Route elections(HttpRequest request) {
+    RequestTarget target = RequestTarget.of(request);
+    String path = target.path();
+    int slash = path.lastIndexOf('/');
+    String last = path.substring(slash + 1);
+    String verb = slash > "/v1/elections".length() && java.util.Set.of("campaign", "proclaim", "observe").contains(last)
+        ? last : "";
+    RequestTarget named = verb.isEmpty() ? target : RequestTarget.parse(path.substring(0, slash));
+    HttpMethod method = request.method();
+    switch (verb) {
+      case "campaign" -> {
+        if (!method.equals(HttpMethods.POST)) {
+          break;
+        }
+        Duration wait = lockWait(target);
+        return akka.http.javadsl.server.Directives.withRequestTimeout(scalaDuration(wait.plus(LOCK_REQUEST_MARGIN)), () -> respond(Call.WRITE, () -> readValue(request)
+            .thenCompose(value -> {
+              String name = lockName(named, 2, "the election name");
+              long lease = requiredLease(target);
+              return locks.acquire(name, lease, value, wait, command -> idempotent(request, command, value));
+            })
+            .thenApply(leader -> HttpResponse.create().withEntity(Json.numbers("{\"key\":" + Json.string(leader.key())
+                + ",\"leaderRevision\":" + leader.token() + '}')))));
+      }
+      case "proclaim" -> {
+        if (!method.equals(HttpMethods.PUT)) {
+          break;
+        }
+        return respond(Call.WRITE, () -> readValue(request).thenCompose(value -> {
+          String name = lockName(named, 2, "the election name");
+          String key = requiredParam(target, "key");
+          return locks.proclaim(name, key, value, command -> idempotent(request, command, value));
+        }).thenApply(leader -> HttpResponse.create().withEntity(Json.numbers("{\"key\":" + Json.string(leader.key())
+            + ",\"leaderRevision\":" + leader.token() + '}'))));
+      }
+      case "observe" -> {
+        if (!method.equals(HttpMethods.GET)) {
+          break;
+        }
+        return respond(Call.READ, () -> {
+          String name = lockName(named, 2, "the election name");
+          return locks.observe(name).thenApply(source -> HttpResponse.create()
+              .withEntity(HttpEntities.create(MediaTypes.TEXT_EVENT_STREAM.toContentType(), source.map(Json::leaderSse)))
+              .addHeader(RawHeader.create("Cache-Control", "no-cache")));
+        });
+      }
+      default -> {
+        if (method.equals(HttpMethods.GET)) {
+          return respond(Call.READ, () -> {
+            String name = lockName(named, 2, "the election name");
+            return locks.holder(name).thenApply(leader -> leader.map(l -> HttpResponse.create().withEntity(Json.leader(l)))
+                .orElseGet(() -> ApiError.notFound("election " + quote(name) + " has no leader").toResponse()));
+          });
+        } else if (method.equals(HttpMethods.DELETE)) {
+          return respond(Call.WRITE, () -> {
+            String name = lockName(named, 2, "the election name");
+            String key = requiredParam(target, "key");
+            return locks.release(name, key, 0, command -> idempotent(request, command, null))
+                .thenApply(revision -> HttpResponse.create().withEntity(Json.numbers("{\"revision\":" + revision + '}')));
+          });
+        }
+      }
+    }
+    return complete(ApiError.methodNotAllowed("an election takes POST .../campaign, PUT .../proclaim, GET .../observe,"
+        + " GET (its leader) or DELETE (resign)").toResponse());
+  }
+
+  /** The decoded name after {@code segments} path segments: a valid key whose waiter keys are valid keys too. */
+  private String lockName(RequestTarget target, int segments, String what) {
+    String name = target.pathAfter(segments, what);
+    if (name.isEmpty()) {
+      throw ApiError.badRequest(what + " is empty");
+    }
+    limits.validate(new raftkv.kv.KvQuery.Get(LockQueue.waiterKey(name, Long.MAX_VALUE)));
+    return name;
+  }
+
+  private Duration lockWait(RequestTarget target) {
+    String wait = target.param("waitSeconds");
+    if (wait == null) {
+      return maxLockWait;
+    }
+    long seconds = nonNegative(wait);
+    if (seconds < 0 || seconds > maxLockWait.toSeconds()) {
+      throw ApiError.badRequest("waitSeconds must be a whole number from 0 to " + maxLockWait.toSeconds() + ", not " + quote(wait));
+    }
+    return Duration.ofSeconds(seconds);
+  }
+
+  private static scala.concurrent.duration.FiniteDuration scalaDuration(Duration d) {
+    return scala.concurrent.duration.Duration.create(d.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+  }
+
+  private static long requiredLease(RequestTarget target) {
+    String lease = target.param("lease");
+    if (lease == null) {
+      throw ApiError.badRequest("lease is missing: a lock or a campaign lives under a lease (POST /v1/leases)");
+    }
+    return lease(lease);
+  }
+
+  private static String requiredParam(RequestTarget target, String name) {
+    String value = target.param(name);
+    if (value == null || value.isEmpty()) {
+      throw ApiError.badRequest(name + " is missing");
+    }
+    return value;
   }
 
   // ---- GET /v1/cluster/status, GET /health
@@ -1077,6 +1278,10 @@ public final class HttpApi {
         case NOT_FOUND -> ApiError.notFound(message != null ? message : "not found");
         case CONFLICT -> ApiError.conflict(message != null ? message : "refused in the cluster's present state");
         case COMPACTED -> ApiError.compacted(message, e.compactRevision());
+        case PRECONDITION_FAILED -> ApiError.precondition(message != null ? message : "the precondition did not hold");
+        case LOCK_TIMEOUT -> ApiError.lockTimeout(message != null ? message : "the lock was not acquired in time");
+        case IDEMPOTENCY_KEY_REUSED -> ApiError.idempotencyKeyReused(message != null ? message
+            : "the Idempotency-Key was used before with a different request; nothing was applied");
         case TIMEOUT -> call == Call.INFO
             ? ApiError.unavailable(message != null ? message : "the node did not answer in time")
             : ApiError.timeout(message != null ? message : "the request was not confirmed in time, its outcome is unknown");

@@ -288,6 +288,59 @@ final class Json {
     return ByteString.fromArrayUnsafe(out.toByteArray());
   }
 
+  /** A JSON string literal of {@code s}. */
+  static String string(String s) {
+    ByteArrayBuilder out = new ByteArrayBuilder(s.length() + 16);
+    try (JsonGenerator json = FACTORY.createGenerator(out)) {
+      json.writeString(s);
+    } catch (IOException e) {
+      throw new UncheckedIOException("writing JSON to memory failed", e);
+    }
+    return new String(out.toByteArray(), StandardCharsets.UTF_8);
+  }
+
+  /** An election's leader: {@code {"key","value"|"valueBase64","leaderRevision","lease"}}. */
+  static HttpEntity.Strict leader(raftkv.recipes.LockQueue.Waiter leader) {
+    return entity(json -> leaderFields(json, leader));
+  }
+
+  private static void leaderFields(JsonGenerator json, raftkv.recipes.LockQueue.Waiter leader) throws IOException {
+    json.writeStartObject();
+    json.writeStringField("key", leader.key());
+    byte[] value = leader.value() == null ? NO_BYTES : leader.value();
+    String text = Utf8.decodeOrNull(value);
+    if (text != null) {
+      json.writeStringField("value", text);
+    } else {
+      json.writeStringField("valueBase64", Base64.getEncoder().encodeToString(value));
+    }
+    json.writeNumberField("leaderRevision", leader.token());
+    json.writeNumberField("lease", leader.lease());
+    json.writeEndObject();
+  }
+
+  /**
+   * One SSE message of an election's observe: {@code id: R}, {@code event: leader} with the leader
+   * as {@link #leader}, or {@code event: vacant} with {@code {}} when nobody leads.
+   */
+  static ByteString leaderSse(raftkv.recipes.LockQueue.Observed observed) {
+    if (observed.holder().isEmpty()) {
+      return ByteString.fromString("id: " + observed.revision() + "\nevent: vacant\ndata: {}\n\n");
+    }
+    ByteArrayBuilder out = new ByteArrayBuilder(128);
+    try {
+      out.write(("id: " + observed.revision() + "\nevent: leader\ndata: ").getBytes(StandardCharsets.US_ASCII));
+      try (JsonGenerator json = FACTORY.createGenerator(out)) {
+        leaderFields(json, observed.holder().get());
+      }
+      out.write('\n');
+      out.write('\n');
+    } catch (IOException e) {
+      throw new UncheckedIOException("writing JSON to memory failed", e);
+    }
+    return ByteString.fromArrayUnsafe(out.toByteArray());
+  }
+
   /** POST /v1/cluster/snapshot (API.md §5). */
   static HttpEntity.Strict snapshot(raftkv.client.SnapshotInfo info) {
     return entity(json -> {

@@ -16,7 +16,7 @@ import java.util.Set;
  * Reads the body of {@code POST /v1/txn} (API.md §3) into a {@link KvCommand.Txn}:
  *
  * <pre>
- * {"compare":[{"key","target":"value|version|createRevision|modRevision|lease","op":"=|!=|&lt;|&gt;","value":...}],
+ * {"compare":[{"key","target":"value|version|createRevision|modRevision|lease|lock","op":"=|!=|&lt;|&gt;","value":...}],
  *  "success":[{"put":{"key","value","lease"}} | {"get":{"key"}} | {"delete":{"key","prefix"}}],
  *  "failure":[...]}
  * </pre>
@@ -82,8 +82,9 @@ final class TxnRequest {
       case "createRevision" -> Compare.Target.CREATE_REVISION;
       case "modRevision" -> Compare.Target.MOD_REVISION;
       case "lease" -> Compare.Target.LEASE;
+      case "lock" -> Compare.Target.LOCK;
       default -> throw ApiError.badRequest(where + ".target is \"" + node.get("target").textValue()
-          + "\", it must be one of value, version, createRevision, modRevision, lease");
+          + "\", it must be one of value, version, createRevision, modRevision, lease, lock");
     };
     Compare.Op op = switch (requiredString(node, "op", where)) {
       case "=" -> Compare.Op.EQUAL;

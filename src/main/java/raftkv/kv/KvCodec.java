@@ -32,6 +32,7 @@ public final class KvCodec {
   private static final byte LEASE_GRANT = 5;
   private static final byte LEASE_REVOKE = 6;
   private static final byte LEASE_CHECKPOINT = 7;
+  private static final byte FENCED = 8;
   private static final byte OP_PUT = 1;
   private static final byte OP_GET = 2;
   private static final byte OP_DELETE = 3;
@@ -61,6 +62,7 @@ public final class KvCodec {
   private static final byte LEASES = 16;
   private static final byte LEASE_KEPT_ALIVE = 17;
   private static final byte UNAVAILABLE = 18;
+  private static final byte FENCE_FAILED = 19;
 
   private static final byte EVENT_PUT = 0;
   private static final byte EVENT_DELETE = 1;
@@ -114,6 +116,8 @@ public final class KvCodec {
       n += opsBytes(t.success()) + opsBytes(t.failure());
     } else if (command instanceof KvCommand.Idempotent i) {
       n = 1 + stringBytes(i.key()) + bytesBytes(i.fingerprint()) + (commandBytes(i.command()) - 1L);
+    } else if (command instanceof KvCommand.Fenced f) {
+      n = 1 + stringBytes(f.lock()) + 8 + (commandBytes(f.command()) - 1L);
     } else if (command instanceof KvCommand.LeaseGrant || command instanceof KvCommand.LeaseRevoke) {
       n = 1 + 16;
     } else if (command instanceof KvCommand.LeaseCheckpoint) {
@@ -171,6 +175,12 @@ public final class KvCodec {
       }
       out.b(IDEMPOTENT).s(i.key()).bytes(i.fingerprint());
       command(out, i.command());
+    } else if (command instanceof KvCommand.Fenced f) {
+      if (!fenceable(f.command())) {
+        throw new IllegalArgumentException("a fenced command holds a put, a delete or a transaction");
+      }
+      out.b(FENCED).s(f.lock()).l(f.token());
+      command(out, f.command());
     } else if (command instanceof KvCommand.LeaseGrant g) {
       out.b(LEASE_GRANT).l(g.id()).l(g.ttlSeconds());
     } else if (command instanceof KvCommand.LeaseRevoke r) {
@@ -193,6 +203,15 @@ public final class KvCodec {
       }
       return new KvCommand.Idempotent(key, fingerprint, command(in));
     }
+    if (kind == FENCED) {
+      String lock = in.s();
+      long token = in.l();
+      byte inner = in.peek();
+      if (inner != PUT && inner != DELETE && inner != TXN) {
+        throw in.corrupt("a fenced command holds command kind " + inner);
+      }
+      return new KvCommand.Fenced(lock, token, command(in));
+    }
     return switch (kind) {
       case LEASE_GRANT -> new KvCommand.LeaseGrant(in.l(), in.l());
       case LEASE_REVOKE -> new KvCommand.LeaseRevoke(in.l(), in.l());
@@ -210,6 +229,11 @@ public final class KvCodec {
       }
       default -> throw in.corrupt("unknown command kind " + kind);
     };
+  }
+
+  /** What a {@link KvCommand.Fenced} may hold. */
+  static boolean fenceable(KvCommand command) {
+    return command instanceof KvCommand.Put || command instanceof KvCommand.Delete || command instanceof KvCommand.Txn;
   }
 
   private static Compare.Target target(In in) {
@@ -354,6 +378,8 @@ public final class KvCodec {
       }
     } else if (result instanceof KvResult.PreconditionFailed f) {
       out.b(PRECONDITION_FAILED).l(f.currentModRevision());
+    } else if (result instanceof KvResult.FenceFailed f) {
+      out.b(FENCE_FAILED).s(f.lock()).l(f.holderToken());
     } else if (result instanceof KvResult.GetDone g) {
       out.b(GET_DONE).l(g.revision());
       if (g.kv() == null) {
@@ -427,6 +453,7 @@ public final class KvCodec {
         yield new KvResult.TxnDone(succeeded, revision, List.of(results));
       }
       case PRECONDITION_FAILED -> new KvResult.PreconditionFailed(in.l());
+      case FENCE_FAILED -> new KvResult.FenceFailed(in.s(), in.l());
       case GET_DONE -> new KvResult.GetDone(in.l(), in.bool() ? keyValue(in) : null);
       case RANGE_DONE -> {
         long revision = in.l();

@@ -16,6 +16,7 @@ import java.util.List;
     @JsonSubTypes.Type(value = KvCommand.Delete.class, name = "del"),
     @JsonSubTypes.Type(value = KvCommand.Txn.class, name = "txn"),
     @JsonSubTypes.Type(value = KvCommand.Idempotent.class, name = "idem"),
+    @JsonSubTypes.Type(value = KvCommand.Fenced.class, name = "fenced"),
     @JsonSubTypes.Type(value = KvCommand.LeaseGrant.class, name = "lgrant"),
     @JsonSubTypes.Type(value = KvCommand.LeaseRevoke.class, name = "lrevoke"),
     @JsonSubTypes.Type(value = KvCommand.LeaseCheckpoint.class, name = "lcheck")})
@@ -54,6 +55,14 @@ public sealed interface KvCommand extends CborSerializable {
    * Records are kept for at least the configured retention, by the time stamped into entries.
    */
   record Idempotent(String key, byte[] fingerprint, KvCommand command) implements KvCommand {}
+
+  /**
+   * {@code command} (a Put, a Delete or a Txn) applied only while {@code token} is the fencing
+   * token of lock {@code lock} (API.md §3, "Fenced writes"): the create revision of the holder,
+   * which is the key with the lowest create revision under {@code lock + "/"}. Otherwise {@link
+   * KvResult.FenceFailed} with the holder's token (0 when nobody holds it), and nothing changes.
+   */
+  record Fenced(String lock, long token, KvCommand command) implements KvCommand {}
 
   /**
    * Grants lease {@code id} (positive, chosen by the proposer) for {@code ttlSeconds}: {@link

@@ -799,6 +799,14 @@ public final class KvDb implements AutoCloseable {
       if (command instanceof KvCommand.Idempotent idem) {
         return idempotent(idem);
       }
+      if (command instanceof KvCommand.Fenced fenced) {
+        if (!KvCodec.fenceable(fenced.command())) {
+          throw new IllegalArgumentException("a fenced command holds a put, a delete or a transaction");
+        }
+        long holder = lockHolder(fenced.lock());
+        return holder != 0 && holder == fenced.token()
+            ? apply(fenced.command(), entryTime, entryTerm) : new KvResult.FenceFailed(fenced.lock(), holder);
+      }
       long revisionBefore = batchRevision;
       long keyCountBefore = batchKeyCount;
       int madeBefore = made.size();
@@ -1197,6 +1205,9 @@ public final class KvDb implements AutoCloseable {
     }
 
     private boolean holds(Compare compare) {
+      if (compare.target() == Compare.Target.LOCK) {
+        return ordered(compare.op(), Long.compare(lockHolder(compare.key()), compare.number()));
+      }
       boolean byValue = compare.target() == Compare.Target.VALUE;
       KeyValue kv = current(compare.key(), dataKey(compare.key()), byValue);
       int order;
@@ -1208,16 +1219,52 @@ public final class KvDb implements AutoCloseable {
           case CREATE_REVISION -> kv.createRevision();
           case MOD_REVISION -> kv.modRevision();
           case LEASE -> kv.lease();
-          case VALUE -> throw new AssertionError("handled above");
+          case VALUE, LOCK -> throw new AssertionError("handled above");
         };
         order = Long.compare(actual, compare.number());
       }
-      return switch (compare.op()) {
+      return ordered(compare.op(), order);
+    }
+
+    private static boolean ordered(Compare.Op op, int order) {
+      return switch (op) {
         case EQUAL -> order == 0;
         case NOT_EQUAL -> order != 0;
         case LESS -> order < 0;
         case GREATER -> order > 0;
       };
+    }
+
+    /**
+     * The fencing token of lock {@code lock} as this batch sees it: the lowest create revision of
+     * the keys under {@code lock + "/"} (its waiters; the first is the holder), 0 when there are
+     * none. A scan of the lock's waiters, who are few: one per contender.
+     */
+    private long lockHolder(String lock) {
+      String prefix = lock + "/";
+      byte[] start = dataKey(prefix);
+      long lowest = Long.MAX_VALUE;
+      try (DBIterator it = db.db.iterator(reads)) {
+        it.seek(start);
+        while (it.hasNext()) {
+          Map.Entry<byte[], byte[]> entry = it.next();
+          if (!startsWith(entry.getKey(), start)) {
+            break;
+          }
+          String key = storedKey(entry.getKey());
+          if (!overlay.containsKey(key)) { // a pending write or delete decides below
+            lowest = Math.min(lowest, storedRecord(key, entry.getValue(), false).createRevision());
+          }
+        }
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot close an iterator of KV database " + dir, e);
+      }
+      for (Pending pending : overlay.values()) {
+        if (pending.kv() != null && startsWith(pending.dbKey(), start)) {
+          lowest = Math.min(lowest, pending.kv().createRevision());
+        }
+      }
+      return lowest == Long.MAX_VALUE ? 0 : lowest;
     }
 
     /**

@@ -14,6 +14,7 @@ import java.util.List;
     @JsonSubTypes.Type(value = KvResult.DeleteDone.class, name = "del"),
     @JsonSubTypes.Type(value = KvResult.TxnDone.class, name = "txn"),
     @JsonSubTypes.Type(value = KvResult.PreconditionFailed.class, name = "pre"),
+    @JsonSubTypes.Type(value = KvResult.FenceFailed.class, name = "fence"),
     @JsonSubTypes.Type(value = KvResult.GetDone.class, name = "get"),
     @JsonSubTypes.Type(value = KvResult.RangeDone.class, name = "range"),
     @JsonSubTypes.Type(value = KvResult.HistoryDone.class, name = "history"),
@@ -47,6 +48,12 @@ public sealed interface KvResult extends CborSerializable {
     @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
     public PreconditionFailed {}
   }
+
+  /**
+   * A {@link KvCommand.Fenced} command's token no longer holds lock {@code lock}; nothing changed.
+   * {@code holderToken} is the current holder's token, 0 when nobody holds the lock.
+   */
+  record FenceFailed(String lock, long holderToken) implements KvResult {}
 
   /** {@code kv} is null when the key is absent; {@code revision} is the store revision of the read. */
   record GetDone(long revision, KeyValue kv) implements KvResult {}

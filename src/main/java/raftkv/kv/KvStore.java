@@ -106,6 +106,10 @@ public final class KvStore {
         revision++;
       }
       return new KvResult.LeaseRevoked(revision, attached.size());
+    } else if (command instanceof KvCommand.Fenced fenced) {
+      long holder = lockHolder(fenced.lock());
+      return holder != 0 && holder == fenced.token() ? apply(fenced.command())
+          : new KvResult.FenceFailed(fenced.lock(), holder);
     } else if (command instanceof KvCommand.Idempotent idem) {
       Object[] record = idempotency.get(idem.key());
       if (record != null) {
@@ -236,7 +240,9 @@ public final class KvStore {
   private boolean holds(Compare compare) {
     KeyValue kv = entries.get(compare.key());
     int order;
-    if (compare.target() == Compare.Target.VALUE) {
+    if (compare.target() == Compare.Target.LOCK) {
+      order = Long.compare(lockHolder(compare.key()), compare.number());
+    } else if (compare.target() == Compare.Target.VALUE) {
       order = compareValues(kv == null ? null : kv.value(), compare.value());
     } else {
       long actual = kv == null ? 0 : switch (compare.target()) {
@@ -244,7 +250,7 @@ public final class KvStore {
         case CREATE_REVISION -> kv.createRevision();
         case MOD_REVISION -> kv.modRevision();
         case LEASE -> kv.lease();
-        case VALUE -> throw new AssertionError("handled above");
+        case VALUE, LOCK -> throw new AssertionError("handled above");
       };
       order = Long.compare(actual, compare.number());
     }
@@ -254,6 +260,19 @@ public final class KvStore {
       case LESS -> order < 0;
       case GREATER -> order > 0;
     };
+  }
+
+  /** The fencing token of {@code lock}: the lowest create revision under {@code lock + "/"}, 0 when none. */
+  private long lockHolder(String lock) {
+    String prefix = lock + "/";
+    long lowest = 0;
+    for (KeyValue kv : entries.tailMap(prefix, true).values()) {
+      if (!kv.key().startsWith(prefix)) {
+        break;
+      }
+      lowest = lowest == 0 ? kv.createRevision() : Math.min(lowest, kv.createRevision());
+    }
+    return lowest;
   }
 
   /** Null (a missing key) sorts before every array; arrays compare as unsigned bytes. */

@@ -807,6 +807,115 @@ class HttpApiTest {
     assertEquals(405, send("POST", "/v1/watch/k", new byte[0]).status);
   }
 
+  // ---- locks, fenced writes and elections (API.md §3, §4)
+
+  private static final byte[] NO_BODY = new byte[0];
+
+  private static void grant(long id) throws Exception {
+    assertEquals(201, send("POST", "/v1/leases", ("{\"ttlSeconds\":30,\"id\":" + id + "}").getBytes(StandardCharsets.UTF_8)).status);
+  }
+
+  @Test
+  void aLockIsHeldByItsFirstWaiterAndFencesWritesWithItsToken() throws Exception {
+    grant(7);
+    grant(10);
+    Reply held = send("POST", "/v1/locks/jobs?lease=7&waitSeconds=0", NO_BODY);
+    assertEquals(200, held.status, held::text);
+    assertEquals("jobs/7", held.json().get("key").asText());
+    long token = held.json().get("fencingToken").asLong();
+    assertTrue(token > 0);
+    Reply holder = send("GET", "/v1/locks/jobs", null);
+    assertEquals("jobs/7", holder.json().get("key").asText());
+    assertEquals(token, holder.json().get("fencingToken").asLong());
+    assertEquals(7, holder.json().get("lease").asLong());
+    // a retry with the same lease keeps its place and its token
+    assertEquals(token, send("POST", "/v1/locks/jobs?lease=7&waitSeconds=0", NO_BODY).json().get("fencingToken").asLong());
+
+    // fenced writes: PUT, DELETE and txn, with the holder's token and with another
+    assertEquals(200, send("PUT", "/v1/kv/counter", bytes("1"), "If-Fence", "jobs=" + token).status);
+    Reply stale = send("PUT", "/v1/kv/counter", bytes("2"), "If-Fence", "jobs=" + (token + 1));
+    assertError(stale, 412, "precondition_failed");
+    assertEquals(token, stale.json().get("fencingToken").asLong());
+    assertEquals("1", send("GET", "/v1/kv/counter", null).text(), "nothing applied");
+    assertError(send("DELETE", "/v1/kv/counter", null, "If-Fence", "jobs=" + (token + 1)), 412, "precondition_failed");
+    String txn = "{\"compare\":[{\"key\":\"jobs\",\"target\":\"lock\",\"op\":\"=\",\"value\":" + token + "}],"
+        + "\"success\":[{\"put\":{\"key\":\"counter\",\"value\":\"3\"}}]}";
+    assertTrue(send("POST", "/v1/txn", bytes(txn)).json().get("succeeded").asBoolean());
+    assertError(send("POST", "/v1/txn", bytes("{\"success\":[]}"), "If-Fence", "jobs=" + (token + 1)), 412, "precondition_failed");
+
+    // another lease that cannot wait: 408, and its waiter key is gone
+    assertError(send("POST", "/v1/locks/jobs?lease=10&waitSeconds=0", NO_BODY), 408, "lock_timeout");
+    assertEquals(404, send("GET", "/v1/kv/jobs/a", null).status);
+    // releases: a foreign key, an absent key, then the holder's
+    assertError(send("DELETE", "/v1/locks/jobs?key=other/7", null), 400, "bad_request");
+    assertError(send("DELETE", "/v1/locks/jobs?key=jobs/a", null), 404, "not_found");
+    assertError(send("DELETE", "/v1/locks/jobs?key=jobs/7&fencingToken=" + (token + 1), null), 412, "precondition_failed");
+    assertEquals(200, send("DELETE", "/v1/locks/jobs?key=jobs/7", null).status);
+    assertError(send("GET", "/v1/locks/jobs", null), 404, "not_found");
+    Reply late = send("PUT", "/v1/kv/counter", bytes("4"), "If-Fence", "jobs=" + token);
+    assertError(late, 412, "precondition_failed");
+    assertEquals(0, late.json().get("fencingToken").asLong(), "nobody holds it");
+    // the next holder's token is larger
+    Reply next = send("POST", "/v1/locks/jobs?lease=10&waitSeconds=0", NO_BODY);
+    assertEquals("jobs/a", next.json().get("key").asText());
+    assertTrue(next.json().get("fencingToken").asLong() > token);
+  }
+
+  @Test
+  void badLockAndFenceRequestsAre4xxAndChangeNothing() throws Exception {
+    grant(7);
+    for (String query : new String[] {"", "?lease=", "?lease=abc", "?lease=-1", "?lease=7&waitSeconds=-1",
+        "?lease=7&waitSeconds=61", "?lease=7&waitSeconds=x"}) {
+      assertError(send("POST", "/v1/locks/jobs" + query, NO_BODY), 400, "bad_request");
+    }
+    assertError(send("POST", "/v1/locks/?lease=7", NO_BODY), 400, "bad_request");
+    assertError(send("POST", "/v1/locks/" + "k".repeat(1100) + "?lease=7", NO_BODY), 413, "too_large");
+    assertError(send("POST", "/v1/locks/jobs?lease=99&waitSeconds=0", NO_BODY), 404, "not_found");
+    assertError(send("DELETE", "/v1/locks/jobs", null), 400, "bad_request");
+    assertError(send("DELETE", "/v1/locks/jobs?key=jobs/7&fencingToken=0", null), 400, "bad_request");
+    assertError(send("PUT", "/v1/locks/jobs?lease=7", NO_BODY), 405, "method_not_allowed");
+    for (String fence : new String[] {"jobs", "jobs=", "=5", "jobs=0", "jobs=abc", "jobs=-3", "jobs=99999999999999999999"}) {
+      assertError(send("PUT", "/v1/kv/x", bytes("v"), "If-Fence", fence), 400, "bad_request");
+      assertError(send("DELETE", "/v1/kv/x", null, "If-Fence", fence), 400, "bad_request");
+      assertError(send("POST", "/v1/txn", bytes("{}"), "If-Fence", fence), 400, "bad_request");
+    }
+    assertError(send("POST", "/v1/txn", bytes("{\"compare\":[{\"key\":\"jobs\",\"target\":\"lock\",\"op\":\"=\",\"value\":\"x\"}]}")),
+        400, "bad_request");
+    assertEquals(404, send("GET", "/v1/kv/x", null).status);
+    assertEquals(404, send("GET", "/v1/kv/jobs/7", null).status);
+  }
+
+  @Test
+  void anElectionCampaignsProclaimsAndResigns() throws Exception {
+    grant(7);
+    grant(8);
+    Reply won = send("POST", "/v1/elections/db/campaign?lease=7&waitSeconds=0", bytes("n1:5432"));
+    assertEquals(200, won.status, won::text);
+    assertEquals("db/7", won.json().get("key").asText());
+    long revision = won.json().get("leaderRevision").asLong();
+    Reply leader = send("GET", "/v1/elections/db", null);
+    assertEquals("n1:5432", leader.json().get("value").asText());
+    assertEquals(revision, leader.json().get("leaderRevision").asLong());
+    assertError(send("POST", "/v1/elections/db/campaign?lease=8&waitSeconds=0", bytes("n2")), 408, "lock_timeout");
+    assertEquals(200, send("PUT", "/v1/elections/db/proclaim?key=db/7", bytes("n1:6543")).status);
+    assertEquals("n1:6543", send("GET", "/v1/elections/db", null).json().get("value").asText());
+    assertEquals(revision, send("GET", "/v1/elections/db", null).json().get("leaderRevision").asLong(), "the same term");
+    // only the leader proclaims: a waiter that does not lead gets 412
+    assertEquals(200, send("PUT", "/v1/kv/db/8?lease=8", bytes("n2")).status);
+    assertError(send("PUT", "/v1/elections/db/proclaim?key=db/8", bytes("n2!")), 412, "precondition_failed");
+    assertError(send("PUT", "/v1/elections/db/proclaim?key=db/9", bytes("x")), 404, "not_found");
+    assertError(send("PUT", "/v1/elections/db/proclaim?key=elsewhere/7", bytes("x")), 400, "bad_request");
+    assertEquals(200, send("DELETE", "/v1/elections/db?key=db/7", null).status);
+    assertEquals("n2", send("GET", "/v1/elections/db", null).json().get("value").asText(), "the next candidate leads");
+    assertError(send("GET", "/v1/elections/none", null), 404, "not_found");
+    assertError(send("POST", "/v1/elections/db/campaign", bytes("x")), 400, "bad_request");
+    assertError(send("GET", "/v1/elections/db/campaign", null), 405, "method_not_allowed");
+  }
+
+  private static byte[] bytes(String s) {
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
+
   // ---- routes, methods
 
   @ParameterizedTest
