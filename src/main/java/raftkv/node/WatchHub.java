@@ -281,6 +281,74 @@ public final class WatchHub implements KvStateMachine.Changes {
         }));
   }
 
+  /** History reads in flight, at most {@link #MAX_HISTORY_READS}; the rest wait their turn in {@link #readQueue}. */
+  private int readsInFlight;
+  private final java.util.ArrayDeque<Runnable> readQueue = new java.util.ArrayDeque<>();
+
+  /**
+   * At most this many watchers read the history at once: hundreds that fell behind together would
+   * otherwise queue hundreds of reads on the applier, each answered too late, all failing together.
+   */
+  static final int MAX_HISTORY_READS = 4;
+  /** How long a watcher waits before it reads the history again after the node could not answer. */
+  static final Duration HISTORY_RETRY = Duration.ofMillis(500);
+
+  /**
+   * Reads the history for {@code w}, queued behind the reads in flight (at most
+   * {@link #MAX_HISTORY_READS}); when the node cannot answer (overloaded, or no state machine for a
+   * moment), reads again after {@link #HISTORY_RETRY} for as long as the watch is open: a watcher
+   * that is behind is slow, never dropped. Fails only once the watch is closed or the hub stopped.
+   */
+  private CompletableFuture<KvResult> readHistory(Watcher w, KvQuery.History query) {
+    CompletableFuture<KvResult> result = new CompletableFuture<>();
+    Runnable[] attempt = new Runnable[1];
+    attempt[0] = () -> {
+      CompletionStage<KvResult> read;
+      try {
+        read = history.read(query);
+      } catch (RuntimeException e) {
+        read = CompletableFuture.failedFuture(e);
+      }
+      read.whenComplete((r, e) -> {
+        Runnable next;
+        boolean retry = false;
+        synchronized (WatchHub.this) {
+          readsInFlight--;
+          next = readQueue.poll();
+          if (next != null) {
+            readsInFlight++;
+          }
+          if (e != null) {
+            retry = !stopped && !w.closed && w.failure == null;
+          }
+        }
+        if (next != null) {
+          next.run();
+        }
+        if (e == null) {
+          result.complete(r);
+        } else if (retry) {
+          timers.schedule(HISTORY_RETRY, () -> startRead(attempt[0]));
+        } else {
+          result.completeExceptionally(e);
+        }
+      });
+    };
+    startRead(attempt[0]);
+    return result;
+  }
+
+  private void startRead(Runnable attempt) {
+    synchronized (this) {
+      if (readsInFlight >= MAX_HISTORY_READS) {
+        readQueue.add(attempt);
+        return;
+      }
+      readsInFlight++;
+    }
+    attempt.run();
+  }
+
   /** One open watch. Its fields are guarded by the hub's lock. */
   private final class Watcher {
     final WatchRequest request;
@@ -403,7 +471,7 @@ public final class WatchHub implements KvStateMachine.Changes {
         reading = true;
         query = new KvQuery.History(request.key(), request.prefix(), next, settings.historyReadRevisions());
       }
-      return history.read(query).thenCompose(result -> {
+      return readHistory(this, query).thenCompose(result -> {
         synchronized (WatchHub.this) {
           reading = false;
           if (!(result instanceof KvResult.HistoryDone done)) {

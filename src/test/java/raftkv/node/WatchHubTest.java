@@ -115,6 +115,81 @@ class WatchHubTest {
   }
 
   @Test
+  void history_reads_that_fail_are_retried_and_at_most_a_few_run_at_once() throws Exception {
+    KvStateMachine[] machine = new KvStateMachine[1];
+    java.util.concurrent.atomic.AtomicInteger failuresLeft = new java.util.concurrent.atomic.AtomicInteger(3);
+    java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger mostInFlight = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicBoolean hold = new java.util.concurrent.atomic.AtomicBoolean(true);
+    WatchHub hub = new WatchHub(new WatchHub.Settings(4, 1 << 20, Duration.ofSeconds(10), 7),
+        query -> {
+          mostInFlight.accumulateAndGet(inFlight.incrementAndGet(), Math::max);
+          CompletableFuture<KvResult> answer = new CompletableFuture<>();
+          if (failuresLeft.getAndDecrement() > 0) { // an overloaded node: "could not answer in time"
+            inFlight.decrementAndGet();
+            answer.completeExceptionally(new RaftKvException(RaftKvException.Kind.UNAVAILABLE, "too slow"));
+            return answer;
+          }
+          Runnable serve = () -> {
+            KvResult r;
+            synchronized (machine[0]) {
+              r = machine[0].db().query(query);
+            }
+            inFlight.decrementAndGet(); // before the hub hears of it and starts the next read
+            answer.complete(r);
+          };
+          if (hold.get()) { // answered when the test lets them go
+            heldServes.add(serve);
+          } else {
+            serve.run();
+          }
+          return answer;
+        },
+        (delay, task) -> {
+          timers.add(task);
+          return () -> timers.remove(task);
+        });
+    machine[0] = KvStateMachine.open(tmp.resolve("sm"), KvDb.Retention.DEFAULT, hub, null);
+    opened.add(machine[0]);
+    for (int i = 0; i < 20; i++) {
+      apply(machine[0], put("k/" + i, "v" + i));
+    }
+    List<SinkQueueWithCancel<WatchMessage>> queues = new ArrayList<>();
+    List<CompletableFuture<Optional<WatchMessage>>> firsts = new ArrayList<>();
+    for (int w = 0; w < 10; w++) { // ten watchers from revision 1: all read the history
+      SinkQueueWithCancel<WatchMessage> q = watch(hub, WatchRequest.prefix("k/").from(1));
+      queues.add(q);
+      firsts.add(q.pull().toCompletableFuture());
+    }
+    // three reads failed: their watchers wait for a timer, none failed
+    await(() -> timers.size() == 3);
+    assertTrue(firsts.stream().noneMatch(CompletableFuture::isCompletedExceptionally));
+    assertTrue(mostInFlight.get() <= WatchHub.MAX_HISTORY_READS, "reads at once: " + mostInFlight.get());
+    List<Runnable> due = new ArrayList<>(timers);
+    timers.clear();
+    due.forEach(Runnable::run);
+    hold.set(false);
+    for (int round = 0; round < 20 && !heldServes.isEmpty(); round++) {
+      List<Runnable> serves = new ArrayList<>(heldServes);
+      heldServes.clear();
+      serves.forEach(Runnable::run);
+    }
+    for (int w = 0; w < 10; w++) {
+      assertEquals(1, changeRevision(firsts.get(w).get(5, TimeUnit.SECONDS).orElseThrow()));
+      for (long rev = 2; rev <= 20; rev++) {
+        assertEquals(rev, changeRevision(pull(queues.get(w))), "watcher " + w);
+      }
+    }
+    assertTrue(mostInFlight.get() <= WatchHub.MAX_HISTORY_READS, "reads at once: " + mostInFlight.get());
+  }
+
+  private final List<Runnable> heldServes = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  private static void await(java.util.function.BooleanSupplier condition) {
+    org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(5)).until(condition::getAsBoolean);
+  }
+
+  @Test
   void a_watcher_that_takes_nothing_for_a_while_still_gets_every_revision_in_order_from_the_history() throws Exception {
     Setup s = setup("sm", KvDb.Retention.DEFAULT, 4);
     SinkQueueWithCancel<WatchMessage> queue = watch(s.hub(), WatchRequest.prefix("k/"));
