@@ -110,14 +110,39 @@ public final class LockQueue {
         throw new RaftKvException(RaftKvException.Kind.CONFLICT, "key " + key + " exists without lease " + lease
             + ": it is not a waiter of this lease");
       }
-      return awaitTurn(name, new Waiter(key, mine.createRevision(), lease, mine.value()), deadline);
+      return awaitTurn(name, new Waiter(key, mine.createRevision(), lease, mine.value()), deadline, done.revision());
     });
   }
 
-  /** Checks the queue; first: done; else waits for its predecessor's deletion and checks again. */
-  private CompletionStage<Waiter> awaitTurn(String name, Waiter me, long deadline) {
-    return kv.read(new KvQuery.Range(name + "/", null, 0), RaftKv.Consistency.LINEARIZABLE).thenCompose(result -> {
-      KvResult.RangeDone range = (KvResult.RangeDone) result;
+  /**
+   * The keys under {@code name/} as of a revision of at least {@code atLeast}: a local
+   * (serializable) read when this node has got that far, else a linearizable one (0: always).
+   *
+   * <p>Why a local read may decide that a waiter holds the lock: the waiter's key was made at
+   * revision T (its token) and no key can be made later with a create revision below T, so when a
+   * committed state at a revision at or after the waiter's own shows no key below T, none will
+   * ever come back: from then on the waiter is the lowest key — the holder, by the store's own rule
+   * for fenced writes — for as long as its key lives. A stale local state can only show more
+   * predecessors, which makes the waiter wait for their deletions, never hold too early.
+   */
+  private CompletionStage<KvResult.RangeDone> queueAt(String name, long atLeast) {
+    KvQuery.Range range = new KvQuery.Range(name + "/", null, 0);
+    if (atLeast <= 0) {
+      return kv.read(range, RaftKv.Consistency.LINEARIZABLE).thenApply(r -> (KvResult.RangeDone) r);
+    }
+    return kv.read(range, RaftKv.Consistency.SERIALIZABLE).thenCompose(r -> {
+      KvResult.RangeDone local = (KvResult.RangeDone) r;
+      return local.revision() >= atLeast ? CompletableFuture.completedFuture(local)
+          : kv.read(range, RaftKv.Consistency.LINEARIZABLE).thenApply(l -> (KvResult.RangeDone) l);
+    });
+  }
+
+  /**
+   * Checks the queue as of revision {@code atLeast} or later; first: done; else waits for its
+   * predecessor's deletion and checks again.
+   */
+  private CompletionStage<Waiter> awaitTurn(String name, Waiter me, long deadline, long atLeast) {
+    return queueAt(name, atLeast).thenCompose(range -> {
       KeyValue predecessor = null;
       boolean present = false;
       for (KeyValue kv : range.kvs()) {
@@ -148,14 +173,16 @@ public final class LockQueue {
               .runWith(Sink.headOption(), materializer))
           .handle((gone, failure) -> {
             Throwable cause = failure == null ? null : unwrap(failure);
-            if (cause == null || (cause instanceof RaftKvException e && e.kind() == RaftKvException.Kind.COMPACTED)) {
-              return true; // the predecessor went (or the watch cannot tell): look again
+            if (cause == null) { // the predecessor went at that revision (a compacted watch: look linearizably)
+              return gone.filter(m -> m instanceof WatchMessage.Change).map(WatchMessage::revision).orElse(0L);
+            } else if (cause instanceof RaftKvException e && e.kind() == RaftKvException.Kind.COMPACTED) {
+              return 0L; // the watch cannot tell: look again, linearizably
             } else if (cause instanceof TimeoutException) {
-              return false;
+              return -1L;
             }
             throw failure instanceof CompletionException c ? c : new CompletionException(failure);
           })
-          .thenCompose(changed -> changed ? awaitTurn(name, me, deadline) : giveUp(name, me));
+          .thenCompose(seen -> seen >= 0 ? awaitTurn(name, me, deadline, seen) : giveUp(name, me));
     });
   }
 
@@ -197,7 +224,20 @@ public final class LockQueue {
       return CompletableFuture.failedFuture(new RaftKvException(RaftKvException.Kind.BAD_REQUEST, "key " + shorten(key)
           + " is not a waiter key of '" + shorten(name) + "' (" + shorten(name) + "/<lease id in hex>)"));
     }
-    return current(key, token).thenCompose(createRevision -> {
+    return current(key, token, RaftKv.Consistency.SERIALIZABLE)
+        .thenCompose(createRevision -> releaseAt(name, key, createRevision, wrap))
+        .exceptionallyCompose(failure -> {
+          // a local read may have named an older key of the same name: ask the leader, once
+          Throwable cause = unwrap(failure);
+          if (token == 0 && cause instanceof RaftKvException e && e.kind() == RaftKvException.Kind.PRECONDITION_FAILED) {
+            return current(key, 0, RaftKv.Consistency.LINEARIZABLE).thenCompose(cr -> releaseAt(name, key, cr, wrap));
+          }
+          return CompletableFuture.failedFuture(cause);
+        });
+  }
+
+  private CompletionStage<Long> releaseAt(String name, String key, long createRevision, UnaryOperator<KvCommand> wrap) {
+    {
       KvCommand.Txn release = new KvCommand.Txn(
           List.of(new Compare(key, Compare.Target.CREATE_REVISION, Compare.Op.EQUAL, createRevision, null),
               new Compare(name, Compare.Target.LOCK, Compare.Op.EQUAL, createRevision, null)),
@@ -211,7 +251,7 @@ public final class LockQueue {
         }
         throw notHolder(name, key);
       });
-    });
+    }
   }
 
   /**
@@ -250,15 +290,26 @@ public final class LockQueue {
     });
   }
 
-  private CompletionStage<Long> current(String key, long token) {
+  /**
+   * The create revision of {@code key} (0 when absent; the release then finds nothing to delete,
+   * and through an idempotency key a retry of a release that went through gets the first answer).
+   * A local read is enough to name it: the release's compares decide on the leader, so a stale one
+   * only fails the release (and {@link #release} asks again linearizably); absent locally, the
+   * leader is asked before saying so.
+   */
+  private CompletionStage<Long> current(String key, long token, RaftKv.Consistency consistency) {
     if (token > 0) {
       return CompletableFuture.completedFuture(token);
     }
-    // absent: 0, and the release below finds nothing to delete (through an idempotency key, a
-    // retry of a release that went through still gets the first answer)
-    return kv.read(new KvQuery.Get(key), RaftKv.Consistency.LINEARIZABLE).thenApply(read -> {
-      KeyValue now = ((KvResult.GetDone) read).kv();
-      return now == null ? 0L : now.createRevision();
+    return kv.read(new KvQuery.Get(key), consistency).thenCompose(local -> {
+      KeyValue here = ((KvResult.GetDone) local).kv();
+      if (here != null) {
+        return CompletableFuture.completedFuture(here.createRevision());
+      }
+      return kv.read(new KvQuery.Get(key), RaftKv.Consistency.LINEARIZABLE).thenApply(read -> {
+        KeyValue now = ((KvResult.GetDone) read).kv();
+        return now == null ? 0L : now.createRevision();
+      });
     });
   }
 
