@@ -127,7 +127,8 @@ public class WatchLoad {
               --write-url U       where wrk sends the puts (default: the leader, from /v1/cluster/status)
               --ref-url U|none    node of the reference watcher (default: another node than --url, a follower if possible)
               --watchers N        watchers (default 1000; 0 = baseline only)
-              --scheme S          all (every watcher on --prefix: each gets every put) | split (key1..key9,
+              --scheme S          all (every watcher on --prefix: each gets every put) | keys (watcher i on the one
+                                  key key<i+1>, as config watchers: ~1/10,000 of the puts each) | split (key1..key9,
                                   ~1/9 each) | mixed (alternating); default all
               --prefix P          the load's key prefix (default key, as raftkv-put.lua)
               --duration D        length of the baseline and of the watched phase (default 30s)
@@ -179,7 +180,7 @@ public class WatchLoad {
                     case "--ref-url" -> c.refUrl = v.equals("none") ? "none" : loopbackUrl(v).toString();
                     case "--watchers" -> c.watchers = (int) number(flag, v, 0, 20_000);
                     case "--scheme" -> {
-                        if (!List.of("all", "split", "mixed").contains(v)) throw new BadFlag("--scheme is all, split or mixed");
+                        if (!List.of("all", "keys", "split", "mixed").contains(v)) throw new BadFlag("--scheme is all, keys, split or mixed");
                         c.scheme = v;
                     }
                     case "--prefix" -> {
@@ -354,6 +355,9 @@ public class WatchLoad {
         long firstJumpFrom = -1;
         // the reference's record: revision -> keys
         final LinkedHashMap<Long, List<String>> refEvents;
+
+        /** Watches the one key {@code prefix}, not the keys under it (scheme keys). */
+        boolean exact;
 
         Conn(int index, String prefix, InetSocketAddress addr, String path, boolean reference) {
             this.index = index;
@@ -577,7 +581,7 @@ public class WatchLoad {
                     dm = 0;
                     keysInMsg++;
                     msgKeysHash = msgKeysHash * 0x9E3779B97F4A7C15L + keyHash;
-                    if (!keyPrefixOk || keyLen < prefixBytes.length) foreignInMsg = true;
+                    if (!keyPrefixOk || keyLen < prefixBytes.length || (exact && keyLen != prefixBytes.length)) foreignInMsg = true;
                     if (reference) {
                         if (msgKeys == null) msgKeys = new ArrayList<>(1);
                         msgKeys.add(keyBytes.toString(StandardCharsets.UTF_8));
@@ -1481,7 +1485,9 @@ public class WatchLoad {
         long deadline = t0 + CONNECT_DEADLINE_MS * 1_000_000L;
         for (int i = 0; i < cfg.watchers; i++) {
             String p = prefixOf(i);
-            Conn c = new Conn(i, p, watchAddr, "/v1/watch/" + p + "?prefix=true&fromRevision=" + from, false);
+            boolean exact = cfg.scheme.equals("keys");
+            Conn c = new Conn(i, p, watchAddr, "/v1/watch/" + p + "?prefix=" + !exact + "&fromRevision=" + from, false);
+            c.exact = exact;
             watchers.add(c);
             IoLoop l = loops.get(i % loops.size());
             while (i - settled() >= cfg.connectBatch && System.nanoTime() < deadline) Thread.sleep(5);
@@ -1522,7 +1528,7 @@ public class WatchLoad {
         if (ref != null) {
             Conn r = ref;
             while (System.nanoTime() < drainDeadline && loops.get(0).call(() -> r.last < rEnd && r.live(), 10_000)) Thread.sleep(50);
-            expected = loops.get(0).call(() -> expectations(r, from, rEnd, watchers), 30_000);
+            expected = loops.get(0).call(() -> expectations(r, from, rEnd, watchers, cfg.scheme.equals("keys")), 30_000);
             refVerdict = loops.get(0).call(() -> referenceVerdict(r, from, rEnd), 10_000);
         } else {
             refVerdict = "no reference watcher (--ref-url none): watchers on the load's prefix are checked for every revision "
@@ -1634,6 +1640,7 @@ public class WatchLoad {
     String prefixOf(int i) {
         return switch (cfg.scheme) {
             case "split" -> cfg.prefix + (1 + i % 9);
+            case "keys" -> cfg.prefix + (1 + i % 10_000);
             case "mixed" -> i % 2 == 0 ? cfg.prefix : cfg.prefix + (1 + (i / 2) % 9);
             default -> cfg.prefix;
         };
@@ -1668,17 +1675,26 @@ public class WatchLoad {
     }
 
     /** Runs on loop 0's thread (the reference's). */
-    static Map<String, Expected> expectations(Conn ref, long from, long to, List<Conn> watchers) {
+    static Map<String, Expected> expectations(Conn ref, long from, long to, List<Conn> watchers, boolean exactKeys) {
         Map<String, long[]> acc = new HashMap<>();  // count, first, last, hash
         for (Conn c : watchers) acc.putIfAbsent(c.prefix, new long[] {0, -1, -1, 0});
         for (Map.Entry<Long, List<String>> e : ref.refEvents.entrySet()) {
             long rev = e.getKey();
             if (rev < from || rev > to) continue;
-            for (Map.Entry<String, long[]> p : acc.entrySet()) {
+            Iterable<Map.Entry<String, long[]>> candidates = acc.entrySet();
+            if (exactKeys) { // a watcher of one key: only the revision's own keys can match
+                List<Map.Entry<String, long[]>> hit = new ArrayList<>();
+                for (String k : new java.util.LinkedHashSet<>(e.getValue())) {
+                    long[] a = acc.get(k);
+                    if (a != null) hit.add(Map.entry(k, a));
+                }
+                candidates = hit;
+            }
+            for (Map.Entry<String, long[]> p : candidates) {
                 long keysHash = 0;
                 boolean any = false;
                 for (String k : e.getValue()) {
-                    if (!k.startsWith(p.getKey())) continue;
+                    if (exactKeys ? !k.equals(p.getKey()) : !k.startsWith(p.getKey())) continue;
                     any = true;
                     long h = FNV_OFFSET;
                     for (byte b : k.getBytes(StandardCharsets.UTF_8)) h = (h ^ (b & 0xff)) * FNV_PRIME;
