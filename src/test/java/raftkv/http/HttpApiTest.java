@@ -912,6 +912,30 @@ class HttpApiTest {
     assertError(send("GET", "/v1/elections/db/campaign", null), 405, "method_not_allowed");
   }
 
+  @Test
+  void anElectionsObserversGetItsLeaderThenEveryChangeAsServerSentEvents() throws Exception {
+    grant(7);
+    grant(8);
+    assertEquals(200, send("PUT", "/v1/kv/e/7?lease=7", bytes("a")).status); // revision 1
+    assertEquals(200, send("PUT", "/v1/kv/e/8?lease=8", bytes("b")).status); // revision 2
+    kv.watchAnswers(List.of(
+        new raftkv.client.WatchMessage.Change(new raftkv.kv.RevisionEvents(3, List.of(new raftkv.kv.Event(
+            raftkv.kv.Event.Type.DELETE, kv("e/7", null, 0, 3, 0), null)))),
+        new raftkv.client.WatchMessage.Change(new raftkv.kv.RevisionEvents(4, List.of(new raftkv.kv.Event(
+            raftkv.kv.Event.Type.PUT, new raftkv.kv.KeyValue("e/8", bytes("b2"), 2, 4, 2, 8), null)))),
+        new raftkv.client.WatchMessage.Change(new raftkv.kv.RevisionEvents(5, List.of(new raftkv.kv.Event(
+            raftkv.kv.Event.Type.DELETE, kv("e/8", null, 0, 5, 0), null)))),
+        new raftkv.client.WatchMessage.Compacted(6)), null);
+    Reply reply = send("GET", "/v1/elections/e/observe", null);
+    assertEquals(200, reply.status, reply::text);
+    assertTrue(reply.contentType().startsWith("text/event-stream"), reply.contentType());
+    assertEquals(new raftkv.client.WatchRequest("e/", true, 3, false), kv.lastWatch(), "watches from after its read");
+    assertEquals("id: 2\nevent: leader\ndata: {\"key\":\"e/7\",\"value\":\"a\",\"leaderRevision\":1,\"lease\":7}\n\n"
+        + "id: 3\nevent: leader\ndata: {\"key\":\"e/8\",\"value\":\"b\",\"leaderRevision\":2,\"lease\":8}\n\n"
+        + "id: 4\nevent: leader\ndata: {\"key\":\"e/8\",\"value\":\"b2\",\"leaderRevision\":2,\"lease\":8}\n\n"
+        + "id: 5\nevent: vacant\ndata: {}\n\n", reply.text(), "then the stream ends: it fell behind compaction");
+  }
+
   private static byte[] bytes(String s) {
     return s.getBytes(StandardCharsets.UTF_8);
   }
