@@ -33,7 +33,8 @@ class LeaseClusterTest {
   private static final long ELECTION_MILLIS = 1_000;
 
   private InProcessCluster cluster;
-  private final ActorTestKit clients = ActorTestKit.create("LeaseClients");
+  private final ActorTestKit clients = ActorTestKit.create("LeaseClients", com.typesafe.config.ConfigFactory.parseString("akka.actor.provider = local")
+      .withFallback(com.typesafe.config.ConfigFactory.load()));
 
   @AfterEach
   void tearDown() {

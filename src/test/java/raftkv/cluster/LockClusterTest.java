@@ -38,7 +38,8 @@ class LockClusterTest {
   private static final Duration WAIT = Duration.ofSeconds(30);
 
   private InProcessCluster cluster;
-  private final ActorTestKit clients = ActorTestKit.create("LockClients");
+  private final ActorTestKit clients = ActorTestKit.create("LockClients", com.typesafe.config.ConfigFactory.parseString("akka.actor.provider = local")
+      .withFallback(com.typesafe.config.ConfigFactory.load()));
 
   @AfterEach
   void tearDown() {

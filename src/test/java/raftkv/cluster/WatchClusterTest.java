@@ -44,7 +44,8 @@ class WatchClusterTest {
   private static final Duration WAIT = Duration.ofSeconds(60);
 
   private InProcessCluster cluster;
-  private final ActorTestKit clients = ActorTestKit.create("WatchClients");
+  private final ActorTestKit clients = ActorTestKit.create("WatchClients", com.typesafe.config.ConfigFactory.parseString("akka.actor.provider = local")
+      .withFallback(com.typesafe.config.ConfigFactory.load()));
   private final ExecutorService writers = Executors.newFixedThreadPool(2);
 
   @AfterEach

@@ -45,7 +45,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * state, filtering by key and prefix, progress, and buffers that stay bounded.
  */
 class WatchHubTest {
-  private static final ActorTestKit testKit = ActorTestKit.create();
+  private static final ActorTestKit testKit = ActorTestKit.create("WatchHubTest", com.typesafe.config.ConfigFactory.parseString("akka.actor.provider = local")
+      .withFallback(com.typesafe.config.ConfigFactory.load()));
 
   @TempDir
   Path tmp;
