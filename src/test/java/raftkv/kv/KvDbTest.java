@@ -547,15 +547,34 @@ class KvDbTest {
       return new KvCommand.Delete(key(random), false, ifMod);
     } else if (kind < 65) {
       return new KvCommand.Delete(prefix(random), true, null);
+    } else if (kind < 68) {
+      // fenced writes: the lock's holder is the lowest create revision under "<lock>/" (API.md §3)
+      String lock = LOCKS[random.nextInt(LOCKS.length)];
+      long token = random.nextBoolean() ? holder(store, lock) : 1 + random.nextInt(4);
+      KvCommand inner = random.nextBoolean() ? new KvCommand.Put(key(random), value(random), 0, null, false)
+          : random.nextBoolean() ? new KvCommand.Delete(key(random), false, null)
+          : new KvCommand.Txn(List.of(), ops(random), List.of());
+      return new KvCommand.Fenced(lock, Math.max(1, token), inner);
     }
     List<Compare> compares = new ArrayList<>();
     for (int i = random.nextInt(3); i > 0; i--) {
-      Compare.Target target = Compare.Target.values()[random.nextInt(5)];
-      compares.add(new Compare(key(random), target, Compare.Op.values()[random.nextInt(4)],
-          target == Compare.Target.VALUE ? 0 : random.nextInt(4),
+      Compare.Target target = Compare.Target.values()[random.nextInt(Compare.Target.values().length)];
+      String key = target == Compare.Target.LOCK ? LOCKS[random.nextInt(LOCKS.length)] : key(random);
+      long number = target == Compare.Target.LOCK && random.nextBoolean() ? holder(store, key) : random.nextInt(4);
+      compares.add(new Compare(key, target, Compare.Op.values()[random.nextInt(4)],
+          target == Compare.Target.VALUE ? 0 : number,
           target == Compare.Target.VALUE && random.nextBoolean() ? value(random) : null));
     }
     return new KvCommand.Txn(compares, ops(random), ops(random));
+  }
+
+  /** Lock names whose "<name>/" prefixes hold some of KEYS. */
+  private static final String[] LOCKS = {"a", "a/b", "b", "\u00e9", GRINNING, "q"};
+
+  /** The fencing token of {@code lock} in the model: the lowest create revision under "<lock>/", 0 for none. */
+  private static long holder(KvStore store, String lock) {
+    KvResult.RangeDone range = (KvResult.RangeDone) store.query(new KvQuery.Range(lock + "/", null, 0));
+    return range.kvs().stream().mapToLong(KeyValue::createRevision).min().orElse(0);
   }
 
   private static Long modRevisionGuess(Random random, KvStore store) {
