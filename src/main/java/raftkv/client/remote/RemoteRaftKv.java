@@ -549,14 +549,9 @@ public final class RemoteRaftKv implements RaftKv, AutoCloseable {
           return reply;
         }
         throw HttpCodec.error(reply, false, revision);
-      }).thenApply(first -> {
-        Source<WatchMessage, NotUsed> resumed = Source.repeat(NotUsed.notUsed())
-            .flatMapConcat(x -> Source.lazyCompletionStageSource(() -> resume(state))
-                .mapMaterializedValue(m -> NotUsed.notUsed()));
-        return segment(state, first).concat(resumed)
-            .takeWhile(m -> !(m instanceof WatchMessage.Compacted), true)
-            .via(watches.flow());
-      });
+      }).thenApply(first -> segment(state, first)
+          .takeWhile(m -> !(m instanceof WatchMessage.Compacted), true)
+          .via(watches.flow()));
     });
   }
 
@@ -614,7 +609,11 @@ public final class RemoteRaftKv implements RaftKv, AutoCloseable {
     }
   }
 
-  /** The messages of one watch response; a failure or the end of it is recorded for {@link #resume}. */
+  /**
+   * The messages of one watch response, then (once it ended, by a failure or not, without a
+   * Compacted) those of the next connection: the continuation is made only when the response
+   * has ended, so there is one connection at a time.
+   */
   private Source<WatchMessage, NotUsed> segment(WatchState state, Reply reply) {
     state.lastError = null;
     return reply.stream().mapMaterializedValue(m -> NotUsed.notUsed())
@@ -626,12 +625,19 @@ public final class RemoteRaftKv implements RaftKv, AutoCloseable {
               return Source.empty();
             })
             .build())
-        .concat(Source.lazySource(() -> {
+        // concatLazy: concat would materialize and pull what follows at once, before the response ended
+        .concatLazy(Source.lazySource(() -> {
           state.dropped();
           log.debug("A watch of {} lost its connection after revision {} ({}); resuming", state.request.key(),
               state.next - 1, String.valueOf(state.lastError));
           return Source.<WatchMessage>empty();
-        }).mapMaterializedValue(m -> NotUsed.notUsed()));
+        }).mapMaterializedValue(m -> NotUsed.notUsed()))
+        .concatLazy(next(state));
+  }
+
+  /** The rest of a watch after its connection ended, made only when it is pulled. */
+  private Source<WatchMessage, NotUsed> next(WatchState state) {
+    return Source.lazyCompletionStageSource(() -> resume(state)).mapMaterializedValue(m -> NotUsed.notUsed());
   }
 
   /** The next connection of a watch whose connection ended: on the next endpoint, after a backoff when it failed before. */
@@ -654,7 +660,7 @@ public final class RemoteRaftKv implements RaftKv, AutoCloseable {
         state.lastError = unwrap(failure);
         state.dropped();
         log.debug("Resuming a watch of {} on {} failed: {}", state.request.key(), endpoint, describe(state.lastError));
-        return Source.empty();
+        return next(state);
       } else if (reply.status() == 200 && reply.stream() != null) {
         log.debug("A watch of {} resumed on {} after revision {}", state.request.key(), endpoint, state.next - 1);
         return segment(state, reply);
@@ -663,7 +669,7 @@ public final class RemoteRaftKv implements RaftKv, AutoCloseable {
       } else if (reply.status() >= 500) {
         state.lastError = HttpCodec.error(reply, false, state.next);
         state.dropped();
-        return Source.empty();
+        return next(state);
       }
       return Source.failed(HttpCodec.error(reply, false, state.next));
     });
