@@ -284,6 +284,13 @@ class RemoteRaftKvTest {
       }
     }
     assertEquals(RaftKvException.Kind.BAD_REQUEST, failure(remote.watch(new WatchRequest("", false, 1, false))).kind());
+
+    // from 0: after the current revision, pinned to a revision so that a resumption skips nothing
+    CompletableFuture<WatchMessage.Change> next = get(remote.watch(WatchRequest.key("w/next")))
+        .filter(m -> m instanceof WatchMessage.Change).map(m -> (WatchMessage.Change) m)
+        .runWith(Sink.head(), clients.system()).toCompletableFuture();
+    long put = ((KvResult.PutDone) get(remote.write(KvCommand.Put.of("w/next", bytes("n"))))).revision();
+    assertEquals(put, next.get(20, TimeUnit.SECONDS).revision());
   }
 
   /** The changes of {@code source} up to revision {@code last}. */
