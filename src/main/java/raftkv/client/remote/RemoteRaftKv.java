@@ -41,7 +41,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.UUID;
@@ -91,7 +90,8 @@ import java.util.function.Function;
  *
  * <p>Not over HTTP: {@link KvQuery.History} and {@link KvCommand.LeaseCheckpoint} (server-internal,
  * BAD_REQUEST) and {@link #backup} (unsupported). What API.md v1 does not send, the results lack:
- * a key's lease is 0 in reads (except a get after a put of that key in one transaction), lease
+ * a key's lease is 0 in reads (except in a transaction's get of a key that one of its puts
+ * attaches to a lease: a put before it in the branch taken, or else a lookup of that lease), lease
  * lists carry no keys, and a lease's remaining time is in whole seconds.
  *
  * <p>{@link #close()} fails pending calls that wait for a retry, aborts the open watches and refuses
@@ -365,7 +365,62 @@ public final class RemoteRaftKv implements RaftKv, AutoCloseable {
       boolean replayed = "true".equalsIgnoreCase(reply.header("Idempotent-Replayed"));
       return replayed && !unwrap ? new KvResult.Replayed(result) : result;
     };
-    return call(spec, key != null ? Safety.IDEMPOTENT_WRITE : Safety.WRITE, false, mapped);
+    CompletionStage<KvResult> result = call(spec, key != null ? Safety.IDEMPOTENT_WRITE : Safety.WRITE, false, mapped);
+    return inner instanceof KvCommand.Txn txn ? result.thenCompose(r -> withLeases(r, txn)) : result;
+  }
+
+  /**
+   * API.md v1 does not send a key's lease. Where a transaction's get returns a key that one of its
+   * puts would attach to lease L (a waiter joining a lock queue, whose retry finds its key there
+   * already), the lease is looked up ({@code GET /v1/leases/L}): the key has lease L when L lists
+   * it. Other keys keep lease 0. A lookup that fails leaves the result as it is.
+   */
+  private CompletionStage<KvResult> withLeases(KvResult result, KvCommand.Txn txn) {
+    KvResult.TxnDone done = result instanceof KvResult.TxnDone d ? d
+        : result instanceof KvResult.Replayed r && r.first() instanceof KvResult.TxnDone d ? d : null;
+    if (done == null) {
+      return CompletableFuture.completedFuture(result);
+    }
+    Map<String, Long> leaseOfPut = new HashMap<>();
+    for (List<raftkv.kv.TxnOp> ops : List.of(txn.success(), txn.failure())) {
+      for (raftkv.kv.TxnOp op : ops) {
+        if (op instanceof raftkv.kv.TxnOp.Put put && put.lease() != 0) {
+          leaseOfPut.putIfAbsent(put.key(), put.lease());
+        }
+      }
+    }
+    java.util.Set<Long> toRead = new java.util.HashSet<>();
+    for (KvResult r : done.results()) {
+      if (r instanceof KvResult.GetDone g && g.kv() != null && g.kv().lease() == 0 && leaseOfPut.containsKey(g.kv().key())) {
+        toRead.add(leaseOfPut.get(g.kv().key()));
+      }
+    }
+    if (toRead.isEmpty()) {
+      return CompletableFuture.completedFuture(result);
+    }
+    Map<Long, java.util.Set<String>> keysOf = new ConcurrentHashMap<>();
+    CompletableFuture<?>[] reads = toRead.stream().map(lease -> read(new KvQuery.LeaseGet(lease), Consistency.LINEARIZABLE)
+        .thenAccept(r -> keysOf.put(lease, r instanceof KvResult.LeaseInfo info ? java.util.Set.copyOf(info.keys())
+            : java.util.Set.of()))
+        .toCompletableFuture()).toArray(CompletableFuture[]::new);
+    return CompletableFuture.allOf(reads).handle((v, failure) -> {
+      if (failure != null) {
+        log.debug("Could not look up the leases of a transaction's keys: {}", describe(unwrap(failure)));
+        return result;
+      }
+      List<KvResult> results = new ArrayList<>();
+      for (KvResult r : done.results()) {
+        if (r instanceof KvResult.GetDone g && g.kv() != null && g.kv().lease() == 0 && leaseOfPut.containsKey(g.kv().key())
+            && keysOf.getOrDefault(leaseOfPut.get(g.kv().key()), java.util.Set.of()).contains(g.kv().key())) {
+          raftkv.kv.KeyValue kv = g.kv();
+          r = new KvResult.GetDone(g.revision(), new raftkv.kv.KeyValue(kv.key(), kv.value(), kv.createRevision(),
+              kv.modRevision(), kv.version(), leaseOfPut.get(kv.key())));
+        }
+        results.add(r);
+      }
+      KvResult.TxnDone filled = new KvResult.TxnDone(done.succeeded(), done.revision(), List.copyOf(results));
+      return result instanceof KvResult.Replayed ? new KvResult.Replayed(filled) : filled;
+    });
   }
 
   /** A 412: a fence that no longer holds (the body names {@code fencingToken}) or a failed compare-and-set. */
@@ -910,6 +965,6 @@ public final class RemoteRaftKv implements RaftKv, AutoCloseable {
 
   @Override
   public String toString() {
-    return "RemoteRaftKv" + endpoints.stream().map(Endpoint::toString).toList().toString().toLowerCase(Locale.ROOT);
+    return "RemoteRaftKv" + endpoints;
   }
 }

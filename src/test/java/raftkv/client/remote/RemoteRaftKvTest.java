@@ -331,6 +331,11 @@ class RemoteRaftKvTest {
         await().atMost(WAIT).until(() -> ((KvResult.GetDone) remoteRead(new KvQuery.Get(key))).kv() != null);
       }
       assertTrue(waiting.stream().noneMatch(CompletableFuture::isDone), "nobody gets a held lock");
+      // a retry with the same lease (through another endpoint) keeps its place
+      LockQueue.Waiter again = get(LockQueue.create(viaEach.get(2), clients.system())
+          .acquire("jobs", leases[0], new byte[0], Duration.ZERO));
+      assertEquals(first.token(), again.token());
+      assertEquals(first.key(), again.key());
       assertInstanceOf(KvResult.PutDone.class, get(remote.write(new KvCommand.Fenced("jobs", first.token(),
           KvCommand.Put.of("counter", bytes("1"))))));
       LockQueue.Waiter holder = first;
