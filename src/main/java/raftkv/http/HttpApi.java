@@ -288,14 +288,14 @@ public final class HttpApi {
     if (kv == null) {
       return ApiError.notFound("the key does not exist").toResponse().addHeader(revision);
     }
+    HttpHeader etag = etag(kv.modRevision());
+    HttpHeader created = RawHeader.create("X-Create-Revision", Long.toString(kv.createRevision()));
+    HttpHeader modified = RawHeader.create("X-Mod-Revision", Long.toString(kv.modRevision()));
+    HttpHeader version = RawHeader.create("X-Version", Long.toString(kv.version()));
     return HttpResponse.create()
         .withEntity(HttpEntities.create(ContentTypes.APPLICATION_OCTET_STREAM, kv.value()))
-        .withHeaders(List.of(
-            etag(kv.modRevision()),
-            RawHeader.create("X-Create-Revision", Long.toString(kv.createRevision())),
-            RawHeader.create("X-Mod-Revision", Long.toString(kv.modRevision())),
-            RawHeader.create("X-Version", Long.toString(kv.version())),
-            revision));
+        .withHeaders(kv.lease() == 0 ? List.of(etag, created, modified, version, revision)
+            : List.of(etag, created, modified, version, RawHeader.create("X-Lease", Long.toString(kv.lease())), revision));
   }
 
   // ---- GET /v1/kv?prefix=P&limit=N&after=K

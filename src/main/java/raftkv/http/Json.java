@@ -230,6 +230,9 @@ final class Json {
     json.writeNumberField("createRevision", kv.createRevision());
     json.writeNumberField("modRevision", kv.modRevision());
     json.writeNumberField("version", kv.version());
+    if (kv.lease() != 0) {
+      json.writeNumberField("lease", kv.lease());
+    }
   }
 
   /**

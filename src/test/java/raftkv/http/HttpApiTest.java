@@ -312,6 +312,10 @@ class HttpApiTest {
     assertEquals(201, send("POST", "/v1/leases", "{\"ttlSeconds\":10,\"id\":7}".getBytes(StandardCharsets.UTF_8)).status);
     assertEquals(200, send("PUT", "/v1/kv/leased?lease=7", "v".getBytes(StandardCharsets.UTF_8)).status);
     assertEquals(7, ((KvCommand.Put) kv.lastWrite()).lease());
+    assertEquals("7", send("GET", "/v1/kv/leased", null).header("X-Lease"), "a key's lease on GET");
+    assertEquals(7, send("GET", "/v1/kv?prefix=lea", null).json().get("kvs").get(0).get("lease").asLong(), "and in JSON");
+    assertEquals(200, send("PUT", "/v1/kv/plain", "v".getBytes(StandardCharsets.UTF_8)).status);
+    assertEquals(null, send("GET", "/v1/kv/plain", null).header("X-Lease"), "none without one");
     for (String bad : List.of("0", "-3", "abc", "", "1e3", "99999999999999999999")) {
       assertError(send("PUT", "/v1/kv/leased?lease=" + bad, "v".getBytes(StandardCharsets.UTF_8)), 400, "bad_request");
     }
