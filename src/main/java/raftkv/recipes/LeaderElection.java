@@ -85,15 +85,17 @@ public final class LeaderElection implements AutoCloseable {
   }
 
   /**
-   * Replaces this candidate's value: while it leads, in the store, only while it leads
-   * (PRECONDITION_FAILED otherwise); a later campaign uses the new value.
+   * Replaces the leader's value, only while this candidate leads (PRECONDITION_FAILED otherwise,
+   * and nothing changes); a later campaign of this candidate uses the new value.
    */
   public CompletionStage<Leadership> proclaim(byte[] newValue) {
     byte[] v = Objects.requireNonNull(newValue, "newValue").clone();
-    synchronized (this) {
-      value = v;
-    }
-    return contender.proclaim(v).thenApply(w -> new Leadership(w.key(), w.token()));
+    return contender.proclaim(v).thenApply(w -> {
+      synchronized (this) {
+        value = v;
+      }
+      return new Leadership(w.key(), w.token());
+    });
   }
 
   /** Gives up leading (or campaigning): the lease is revoked and the key deleted; the next candidate leads. */

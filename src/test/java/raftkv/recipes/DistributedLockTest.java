@@ -65,10 +65,10 @@ class DistributedLockTest {
       DistributedLock.Held first = get(a.lock());
       assertEquals(Optional.of(first), a.held());
       CompletableFuture<DistributedLock.Held> second = b.lock().toCompletableFuture();
-      await().atMost(WAIT).until(() -> waiters(2, "jobs").size() == 2);
+      await().atMost(WAIT).until(() -> waiters(cluster.node(2), "jobs").size() == 2);
       assertEquals(Optional.empty(), get(lock(2, "jobs", Duration.ofSeconds(5)).tryLock(Duration.ZERO)),
           "a third contender that will not wait does not get it");
-      assertEquals(2, waiters(2, "jobs").size(), "and leaves nothing behind");
+      assertEquals(2, waiters(cluster.node(2), "jobs").size(), "and leaves nothing behind");
       assertFalse(second.isDone(), "nobody gets a held lock");
       assertInstanceOf(KvResult.PutDone.class, get(cluster.node(2).write(a.fenced(put("jobs-state", "a")))));
 
@@ -86,7 +86,7 @@ class DistributedLockTest {
       DistributedLock.Held third = get(a.tryLock(Duration.ofSeconds(5))).orElseThrow();
       assertTrue(third.fencingToken() > next.fencingToken());
     }
-    assertEquals(List.of(), waiters(0, "jobs"), "closed: nobody waits");
+    assertEquals(List.of(), waiters(cluster.node(0), "jobs"), "closed: nobody waits");
     threads.assertNoneLeft();
   }
 
@@ -99,7 +99,7 @@ class DistributedLockTest {
       DistributedLock.Held held = get(paused.lock());
       KvCommand late = paused.fenced(put("db-state", "from the paused holder")); // made while it held
       CompletableFuture<DistributedLock.Held> waiting = next.lock().toCompletableFuture();
-      await().atMost(WAIT).until(() -> waiters(2, "db").size() == 2);
+      await().atMost(WAIT).until(() -> waiters(cluster.node(2), "db").size() == 2);
 
       paused.suspendKeepAlive(); // as if its process stopped: no keepalive, no revoke
       DistributedLock.Held nextHeld = waiting.get(20, TimeUnit.SECONDS); // its lease expired: 2 s + an election timeout
@@ -143,8 +143,8 @@ class DistributedLockTest {
     return KvCommand.Put.of(key, value.getBytes(StandardCharsets.UTF_8));
   }
 
-  static List<KeyValue> waiters(int via, String name) throws Exception {
-    return ((KvResult.RangeDone) get(cluster.node(via).read(new KvQuery.Range(name + "/", null, 0),
+  static List<KeyValue> waiters(RaftKv via, String name) throws Exception {
+    return ((KvResult.RangeDone) get(via.read(new KvQuery.Range(name + "/", null, 0),
         RaftKv.Consistency.LINEARIZABLE))).kvs();
   }
 
