@@ -132,7 +132,10 @@ public final class ConfigWatcher implements AutoCloseable {
     return snapshot;
   }
 
-  /** How many times the watcher loaded the prefix again after its watch could not go on (for tests and metrics). */
+  /**
+   * How many times the watcher has loaded the prefix again (read done, snapshot updated) after its
+   * watch could not go on: for tests and metrics.
+   */
   public synchronized long reloads() {
     return reloads;
   }
@@ -180,6 +183,9 @@ public final class ConfigWatcher implements AutoCloseable {
       Snapshot before = snapshot;
       now = new Snapshot(range.revision(), values);
       changed = !loaded || !sameValues(before.values(), now.values());
+      if (loaded) {
+        reloads++;
+      }
       loaded = true;
       snapshot = now;
       if (changed) {
@@ -207,6 +213,11 @@ public final class ConfigWatcher implements AutoCloseable {
             .run(materializer);
         stream = running.first();
         running.second().whenCompleteAsync((done, f) -> {
+          synchronized (this) {
+            if (closed || gen != generation) {
+              return; // ended by reloadLater() or close()
+            }
+          }
           log.info("watch of {} ended ({}), loading it again", prefix, f == null ? "completed" : f.toString());
           reloadLater(gen);
         }, executor);
@@ -258,7 +269,6 @@ public final class ConfigWatcher implements AutoCloseable {
       return;
     }
     generation++; // whatever the old watch still says is ignored
-    reloads++;
     if (stream != null) {
       stream.shutdown();
       stream = null;
