@@ -1,6 +1,8 @@
 package raftkv.recipes;
 
 import akka.actor.ClassicActorSystemProvider;
+import akka.stream.KillSwitches;
+import akka.stream.SharedKillSwitch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import raftkv.client.RaftKv;
@@ -37,6 +39,8 @@ final class Contender {
   /** One acquisition: from the lease's grant to its release or loss. Fields guarded by the Contender. */
   private static final class Attempt {
     final CompletableFuture<LockQueue.Waiter> result = new CompletableFuture<>();
+    /** Aborts the queue's watch while this attempt waits, when it ends early. */
+    final SharedKillSwitch stop = KillSwitches.shared("contender");
     KeptLease lease;
     LockQueue.Waiter held;
     KeyGuard guard;
@@ -88,7 +92,7 @@ final class Contender {
           throw new IllegalStateException("'" + name + "' was released while it was being acquired");
         }
       }
-      return Completions.on(executor, queue.acquire(name, lease.id(), value, wait));
+      return Completions.on(executor, LockQueue.create(kv, system, a.stop).acquire(name, lease.id(), value, wait));
     }).whenComplete((waiter, failure) -> {
       if (failure != null) {
         end(a, Completions.unwrap(failure));
@@ -165,6 +169,7 @@ final class Contender {
       lease = a.lease;
     }
     a.result.completeExceptionally(pending);
+    a.stop.abort(pending); // a wait still under way ends now, not at its deadline
     return lease == null ? CompletableFuture.completedFuture(null) : lease.revoke();
   }
 

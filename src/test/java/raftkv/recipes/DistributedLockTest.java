@@ -125,6 +125,22 @@ class DistributedLockTest {
   }
 
   @Test
+  void aWaiterThatGivesUpLeavesTheQueueAtOnce() throws Exception {
+    ThreadLeakCheck threads = ThreadLeakCheck.start("raftkv", "LockRecipeClients");
+    try (DistributedLock a = lock(0, "queue", Duration.ofSeconds(5)); DistributedLock b = lock(1, "queue", Duration.ofSeconds(5))) {
+      get(a.lock());
+      CompletableFuture<DistributedLock.Held> waiting = b.lock().toCompletableFuture();
+      await().atMost(WAIT).until(() -> waiters(cluster.node(2), "queue").size() == 2);
+      get(b.unlock());
+      assertInstanceOf(IllegalStateException.class, assertThrows(java.util.concurrent.ExecutionException.class,
+          () -> waiting.get(5, TimeUnit.SECONDS)).getCause(), "the wait failed, long before its 60 s");
+      assertEquals(1, waiters(cluster.node(2), "queue").size(), "its key went with its lease");
+      assertTrue(get(b.tryLock(Duration.ZERO)).isEmpty(), "b may try again");
+    }
+    threads.assertNoneLeft();
+  }
+
+  @Test
   void closeRevokesTheLeaseAndRefusesLaterLocks() throws Exception {
     ThreadLeakCheck threads = ThreadLeakCheck.start("raftkv", "LockRecipeClients");
     DistributedLock lock = lock(2, "closing", Duration.ofSeconds(10));
