@@ -3,6 +3,7 @@ package raftkv.recipes;
 import akka.NotUsed;
 import akka.actor.ClassicActorSystemProvider;
 import akka.stream.Materializer;
+import akka.stream.SharedKillSwitch;
 import akka.stream.javadsl.Sink;
 import akka.stream.javadsl.Source;
 import raftkv.client.RaftKv;
@@ -49,15 +50,27 @@ public final class LockQueue {
 
   private final RaftKv kv;
   private final Materializer materializer;
+  /** Aborts the watches of waiters (null: none): an acquisition waiting then fails with its reason. */
+  private final SharedKillSwitch stop;
 
-  private LockQueue(RaftKv kv, Materializer materializer) {
+  private LockQueue(RaftKv kv, Materializer materializer, SharedKillSwitch stop) {
     this.kv = kv;
     this.materializer = materializer;
+    this.stop = stop;
   }
 
   /** A queue over {@code kv}, running its watches on {@code system}. */
   public static LockQueue create(RaftKv kv, ClassicActorSystemProvider system) {
-    return new LockQueue(Objects.requireNonNull(kv, "kv"), Materializer.matFromSystem(system));
+    return new LockQueue(Objects.requireNonNull(kv, "kv"), Materializer.matFromSystem(system), null);
+  }
+
+  /**
+   * As {@link #create(RaftKv, ClassicActorSystemProvider)}, with the watches of waiting acquisitions
+   * going through {@code stop}: aborting it fails them at once (with the abort's cause) instead of
+   * letting them wait out their time.
+   */
+  public static LockQueue create(RaftKv kv, ClassicActorSystemProvider system, SharedKillSwitch stop) {
+    return new LockQueue(Objects.requireNonNull(kv, "kv"), Materializer.matFromSystem(system), Objects.requireNonNull(stop, "stop"));
   }
 
   /** The waiter key of {@code lease} under {@code name}: {@code <name>/<lease in hex>}, as etcd names it. */
@@ -166,7 +179,7 @@ public final class LockQueue {
       }
       String before = predecessor.key();
       return kv.watch(WatchRequest.key(before).from(range.revision() + 1))
-          .thenCompose(source -> source
+          .thenCompose(source -> (stop == null ? source : source.via(stop.flow()))
               .filter(message -> message instanceof WatchMessage.Compacted || deletes(message, before))
               .take(1)
               .completionTimeout(Duration.ofNanos(remaining))
