@@ -182,8 +182,8 @@ public final class LockChecker {
     }
     Map<String, Long> ends = acquisitions.stream()
         .collect(Collectors.groupingBy(Acquisition::end, TreeMap::new, Collectors.counting()));
-    figures.add(0, String.format(Locale.ROOT, "%d acquisitions (%s), tokens %s; %d increments: %s; %d retried"
-            + " after an unknown outcome, %d acknowledged by a replay; final counter %d (version %d)",
+    figures.add(0, String.format(Locale.ROOT, "%d acquisitions (%s), tokens %s; %d increments: %s; %d sent more"
+            + " than once (503, 504 or no answer first), %d acknowledged by a replay; final counter %d (version %d)",
         acquisitions.size(), ends, acquisitions.isEmpty() ? "-"
             : acquisitions.stream().mapToLong(Acquisition::token).min().getAsLong() + ".."
             + acquisitions.stream().mapToLong(Acquisition::token).max().getAsLong(),

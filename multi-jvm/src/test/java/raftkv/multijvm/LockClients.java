@@ -35,6 +35,7 @@ import raftkv.multijvm.LockChecker.StaleAttempt;
  * an {@code Idempotency-Key} of its own, sent again with that key after every answer that does not
  * say what happened until one does (for at most {@link #WRITE_BOUND}); a 412 for the If-Match
  * reads again and tries under a new key, a 412 from the fence ends the hold (the lock was lost).
+ * Between the read and the write the holder "works" 50 to 250 ms, so that faults fall into increments.
  * Then the release, {@code DELETE /v1/locks/counter-lock?key=K&fencingToken=T} (with an
  * Idempotency-Key, so that a retry is answered as the first try). A hold that does not end in a
  * release answered 200 leaves its lease behind and grants a new one.
@@ -64,6 +65,8 @@ final class LockClients implements AutoCloseable {
   /** A pauser pauses in its second hold, and then in this share of its holds. */
   static final double PAUSE_CHANCE = 0.2;
   private static final long RETRY_MILLIS = 150;
+  /** A holder works up to this long (at least a quarter of it) between the read and the write of an increment. */
+  private static final int WORK_MILLIS = 200;
   private static final long KEEPALIVE_TIMEOUT_MILLIS = 1_500;
   private static final Duration REQUEST_TIMEOUT = Duration.ofMillis(2_000);
   private static final Duration LOCK_TIMEOUT = Duration.ofSeconds(WAIT_SECONDS + 4);
@@ -468,6 +471,8 @@ final class LockClients implements AutoCloseable {
         if (read == null) {
           return Outcome.UNRESOLVED; // nothing sent: the hold ends here
         }
+        // some work under the lock between the read and the write, for faults to fall into
+        Poll.pause(WORK_MILLIS / 4 + random.nextInt(WORK_MILLIS));
         String idempotencyKey = tag + "/" + name + "/h" + seq + "/i" + n + "/t" + attempt;
         Write write = fencedIncrement(read, token, idempotencyKey);
         increments.add(new Increment(name, seq, token, idempotencyKey, read.value() + 1, read.modRevision(),
