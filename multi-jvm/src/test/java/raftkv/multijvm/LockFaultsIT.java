@@ -61,8 +61,6 @@ class LockFaultsIT {
   /** A follower is killed once this little of the fault phase is left, if none was before. */
   private static final int LAST_FAULT_SECONDS = 10;
 
-  private enum Fault { KILL, KILL_LEADER, PAUSE, PAUSE_LEADER, ISOLATE, ISOLATE_LEADER }
-
   @Test
   void fencedIncrementsUnderALockAreNeitherLostNorAppliedTwiceThroughFaults(TestInfo info) {
     try (Scenario scenario = Scenario.start(info, NODES)) {
@@ -83,46 +81,7 @@ class LockFaultsIT {
     scenario.hold(QUIET_SECONDS * 1_000L, QUIET_SECONDS * 1_000L);
 
     long faultsStart = System.nanoTime();
-    List<Fault> plan = new ArrayList<>(List.of(Fault.KILL_LEADER, Fault.PAUSE_LEADER, Fault.ISOLATE,
-        Fault.ISOLATE_LEADER, Fault.PAUSE));
-    long phaseEnd = faultsStart + TimeUnit.SECONDS.toNanos(FAULT_SECONDS);
-    boolean[] followerKilled = {false};
-    scenario.repeatFor(Duration.ofSeconds(FAULT_SECONDS), () -> {
-      if (nemesis.up().size() < NODES) {
-        scenario.hold(500, 1_000); // a restarted node is still starting: one fault at a time
-        return;
-      }
-      boolean lastOne = phaseEnd - System.nanoTime() < TimeUnit.SECONDS.toNanos(LAST_FAULT_SECONDS);
-      Fault fault = !followerKilled[0] && lastOne ? Fault.KILL
-          : !plan.isEmpty() ? plan.remove(0) : scenario.pick(List.of(Fault.values()));
-      followerKilled[0] |= fault == Fault.KILL;
-      NodeProcess leader = cluster.awaitLeader(Duration.ofSeconds(30));
-      NodeProcess follower = scenario.pick(cluster.others(leader));
-      NodeProcess victim = switch (fault) {
-        case KILL_LEADER, PAUSE_LEADER, ISOLATE_LEADER -> leader;
-        default -> follower;
-      };
-      switch (fault) {
-        case KILL, KILL_LEADER -> {
-          nemesis.kill(victim);
-          scenario.hold(2_000, 5_000);
-          nemesis.restartInBackground(victim);
-        }
-        case PAUSE, PAUSE_LEADER -> {
-          nemesis.pause(victim);
-          scenario.hold(2_000, 5_000);
-          nemesis.resume(victim);
-        }
-        case ISOLATE, ISOLATE_LEADER -> {
-          nemesis.isolate(victim);
-          scenario.hold(2_000, 5_000);
-          nemesis.healPartitions();
-        }
-        default -> throw new IllegalStateException("unknown fault " + fault);
-      }
-      scenario.hold(1_500, 3_000);
-    });
-    nemesis.restartAllDead(); // the last node killed is up: no fault in force from here on
+    MinorityFaults.run(scenario, NODES, FAULT_SECONDS, LAST_FAULT_SECONDS);
     long faultsEnd = System.nanoTime();
     scenario.log("no faults for " + QUIET_SECONDS + " s");
     scenario.hold(QUIET_SECONDS * 1_000L, QUIET_SECONDS * 1_000L);
